@@ -1,0 +1,196 @@
+"""Dual encoder with shared weights: s(q, d) = cos(E(q), E(d)).
+
+Any Hugging Face encoder checkpoint (a local path or a hub name) loads through ``DualEncoder``.
+Per-checkpoint defaults (pooling, prefixes) live in ``hybridbatch_encoder.json`` beside the weights and
+can be overridden from ``params.yaml``. Encoding sorts texts by token length and pads each batch only to
+its own longest text, so short queries never pay for long passages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "hybridbatch_encoder.json"
+POOLINGS = ("mean", "cls")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderSettings:
+    """How texts become vectors. Stored with every checkpoint this project writes."""
+
+    pooling: str = "mean"  # "mean" (E5, XLM-R) or "cls" (LaBSE)
+    normalize: bool = True  # L2-normalise, so the dot product is the cosine
+    query_prefix: str = "query: "  # E5 convention (PAPER.md §2); "" for models trained without
+    passage_prefix: str = "passage: "
+    max_length: int = 128  # tokens, prefix and special tokens included
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.max_length < 4:
+            raise ValueError(f"max_length must be >= 4, got {self.max_length}")
+
+    def replace(self, **overrides) -> "EncoderSettings":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown encoder settings {sorted(unknown)}; known: {sorted(known)}")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def read_settings(path: str | os.PathLike) -> EncoderSettings:
+    """Settings stored beside a checkpoint, or the defaults for a checkpoint that has none."""
+    file = Path(path) / SETTINGS_FILE
+    if not file.is_file():
+        return EncoderSettings()
+    raw = json.loads(file.read_text(encoding="utf-8"))
+    known = {f.name for f in dataclasses.fields(EncoderSettings)}
+    return EncoderSettings(**{k: v for k, v in raw.items() if k in known})
+
+
+def _load_backbone(name_or_path: str | os.PathLike) -> torch.nn.Module:
+    try:  # BERT-like models: no pooler head (we pool ourselves)
+        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_pretrained(name_or_path)
+
+
+class DualEncoder(torch.nn.Module):
+    """One transformer encodes both queries and passages (shared weights)."""
+
+    def __init__(self, name_or_path: str | os.PathLike, **overrides) -> None:
+        super().__init__()
+        self.name_or_path = str(name_or_path)
+        self.settings = read_settings(name_or_path).replace(**overrides)
+        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        self.model = _load_backbone(name_or_path)
+        logger.info("loaded encoder %s (%s pooling, %.1fM parameters)", self.name_or_path,
+                    self.settings.pooling, self.num_parameters() / 1e6)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    # -- text -> tokens -----------------------------------------------------------------------
+    def prefix(self, texts: Sequence[str], kind: str) -> list[str]:
+        if kind == "query":
+            pre = self.settings.query_prefix
+        elif kind == "passage":
+            pre = self.settings.passage_prefix
+        else:
+            raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
+        return [pre + t for t in texts]
+
+    def tokenize(self, texts: Sequence[str], kind: str, max_length: int | None = None) -> dict:
+        return self.tokenizer(self.prefix(texts, kind), padding=True, truncation=True,
+                              max_length=max_length or self.settings.max_length, return_tensors="pt")
+
+    # -- tokens -> vectors ----------------------------------------------------------------------
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.settings.pooling == "cls":
+            out = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            out = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return F.normalize(out, dim=-1) if self.settings.normalize else out
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return self.pool(hidden, attention_mask)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], kind: str, *, max_tokens: int = 8192, max_batch: int = 256,
+               progress: bool | str = False) -> torch.Tensor:
+        """Embed ``texts`` (float32, one row per text, input order).
+
+        Texts are sorted by length and packed into batches of at most ``max_tokens`` padded tokens
+        (and ``max_batch`` texts), which removes almost all padding work.
+        """
+        texts = list(texts)
+        if not texts:
+            return torch.empty(0, self.dim)
+        was_training = self.training
+        self.eval()
+        enc = self.tokenizer(self.prefix(texts, kind), truncation=True,
+                             max_length=self.settings.max_length, padding=False)
+        ids = enc["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
+        batches = list(_length_batches([len(ids[i]) for i in order], max_tokens, max_batch))
+        out = torch.empty(len(texts), self.dim)
+        pad = self.tokenizer.pad_token_id
+        desc = progress if isinstance(progress, str) else f"encode {kind}s"
+        pos = 0
+        for size in tqdm(batches, desc=desc, disable=not progress, unit="batch", mininterval=5):
+            idx = order[pos:pos + size]
+            pos += size
+            width = len(ids[idx[0]])
+            input_ids = torch.full((size, width), pad, dtype=torch.long)
+            mask = torch.zeros((size, width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                n = len(ids[i])
+                input_ids[row, :n] = torch.tensor(ids[i])
+                mask[row, :n] = 1
+            out[torch.tensor(idx)] = self(input_ids, mask).float()
+        self.train(was_training)
+        return out
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, out_dir: str | os.PathLike) -> None:
+        """Write a plain Hugging Face checkpoint plus this project's and sentence-transformers' configs."""
+        out_dir = Path(out_dir)
+        self.model.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(out_dir)
+        s = self.settings
+        (out_dir / SETTINGS_FILE).write_text(json.dumps(dataclasses.asdict(s), indent=2) + "\n")
+        write_sentence_transformers_config(out_dir, s, self.dim)
+
+
+def write_sentence_transformers_config(out_dir: Path, s: EncoderSettings, dim: int) -> None:
+    """Make ``sentence_transformers.SentenceTransformer(out_dir)`` load the checkpoint as this encoder."""
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if s.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+        (out_dir / "2_Normalize").mkdir(exist_ok=True)
+    (out_dir / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (out_dir / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": s.max_length, "do_lower_case": False}, indent=2) + "\n")
+    (out_dir / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": {"query": s.query_prefix, "passage": s.passage_prefix}, "default_prompt_name": None,
+         "similarity_fn_name": "cosine"}, indent=2) + "\n")
+    pooling_dir = out_dir / "1_Pooling"
+    pooling_dir.mkdir(exist_ok=True)
+    (pooling_dir / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": dim, "pooling_mode_cls_token": s.pooling == "cls",
+         "pooling_mode_mean_tokens": s.pooling == "mean", "pooling_mode_max_tokens": False,
+         "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True}, indent=2) + "\n")
+
+
+def _length_batches(lengths: Iterable[int], max_tokens: int, max_batch: int) -> Iterable[int]:
+    """Sizes of consecutive batches over texts sorted by decreasing length."""
+    size, width = 0, 0
+    for n in lengths:
+        w = max(width, n)
+        if size and (w * (size + 1) > max_tokens or size == max_batch):
+            yield size
+            size, w = 0, n
+        size, width = size + 1, w
+    if size:
+        yield size

@@ -1,0 +1,70 @@
+"""Helpers the report notebooks share: load results, format LaTeX tables. No metric logic here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .io import write_text
+
+STRATEGY_LABELS = {"zeroshot": "zero-shot", "xx": "X-X-mono", "xx-mixed": "X-X (mixed)", "xy": "X-Y",
+                   "hybrid": "Hybrid"}
+
+
+def strategy_of(run: str) -> str:
+    """``mlqa2xquad-hybrid`` -> ``hybrid``; ``zeroshot`` -> ``zeroshot``."""
+    return run.split("-", 1)[1] if "-" in run else run
+
+
+def load_metrics(results_dir: str | os.PathLike, runs: list[str], dataset: str) -> pd.DataFrame:
+    """One row per run with its headline metrics for ``dataset``."""
+    rows = []
+    for run in runs:
+        path = Path(results_dir) / run / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `dvc repro` for run {run!r} first")
+        m = json.loads(path.read_text(encoding="utf-8"))[dataset]
+        rows.append({"run": run, "strategy": strategy_of(run),
+                     **{k: v for k, v in m.items() if isinstance(v, (int, float))}})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def latex_table(df: pd.DataFrame, columns: dict[str, str], *, caption: str, label: str,
+                higher_is_better: dict[str, bool] | None = None, digits: int = 3,
+                groups: list[tuple[str, int]] | None = None) -> str:
+    """A booktabs table of ``df[columns]`` (first column: the index), best value per column in bold."""
+    higher_is_better = higher_is_better or {}
+    best = {}
+    for c in columns:
+        col = df[c]
+        best[c] = col.max() if higher_is_better.get(c, True) else col.min()
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule"]
+    if groups:
+        lines.append(" & ".join([""] + [rf"\multicolumn{{{n}}}{{c}}{{{g}}}" for g, n in groups]) + r" \\")
+    lines.append(" & ".join(["Sampling"] + list(columns.values())) + r" \\")
+    lines.append(r"\midrule")
+    for name, row in df.iterrows():
+        cells = [str(name)]
+        for c in columns:
+            v = row[c]
+            s = f"{v:.{digits}f}" if abs(v) < 10 else f"{v:.1f}"
+            cells.append(rf"\textbf{{{s}}}" if v == best[c] else s)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def save_table(text: str, path: str | os.PathLike) -> None:
+    write_text(path, text)
+
+
+def save_figure(fig, stem: str | os.PathLike) -> None:
+    """Save ``fig`` as ``stem.pdf`` and ``stem.png`` (deterministic metadata)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    fig.savefig(stem.with_suffix(".png"), bbox_inches="tight", dpi=150, metadata={"Software": None})

@@ -1,0 +1,118 @@
+"""Metric values against pytrec_eval (trec_eval) on the same rankings, and LAReQA settings by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import pytrec_eval
+import torch
+
+from hybridbatch import metrics as M
+from hybridbatch.evaluation import score_lareqa
+
+
+def random_case(n_q=40, n_c=300, seed=0, ties=True):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n_q, n_c)).astype(np.float32)
+    if ties:  # coarse rounding creates many equal scores
+        scores = np.round(scores, 1)
+    relevant = [sorted(rng.choice(n_c, size=int(rng.integers(1, 12)), replace=False).tolist()) for _ in range(n_q)]
+    return torch.from_numpy(scores), relevant
+
+
+def reference_order(row: np.ndarray) -> np.ndarray:
+    """Candidates by decreasing score, equal scores by increasing index (the documented convention)."""
+    return np.lexsort((np.arange(len(row)), -row))
+
+
+def test_ranks_follow_documented_tie_breaking():
+    scores, relevant = random_case()
+    ranks = M.relevant_ranks(scores, relevant, chunk=7)
+    for q, rel in enumerate(relevant):
+        order = reference_order(scores[q].numpy())
+        pos = np.empty_like(order)
+        pos[order] = np.arange(1, len(order) + 1)
+        assert np.array_equal(ranks[q], np.sort(pos[rel]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_equal_trec_eval(seed):
+    scores, relevant = random_case(seed=seed)
+    ranks = M.relevant_ranks(scores, relevant)
+    n_c = scores.shape[1]
+    qrels, run = {}, {}
+    for q, rel in enumerate(relevant):
+        qrels[f"q{q}"] = {f"d{c}": 1 for c in rel}
+        order = reference_order(scores[q].numpy())
+        # trec_eval breaks ties its own way: give it strictly decreasing scores in our order
+        run[f"q{q}"] = {f"d{c}": float(n_c - i) for i, c in enumerate(order)}
+    ev = pytrec_eval.RelevanceEvaluator(qrels, {"map", "recall", "recip_rank", "ndcg_cut"})
+    res = ev.evaluate(run)
+    for q, r in enumerate(ranks):
+        t = res[f"q{q}"]
+        assert M.average_precision(r) == pytest.approx(t["map"], abs=1e-4)
+        assert M.recall_at(r, 10) == pytest.approx(t["recall_10"], abs=1e-4)
+        assert M.recall_at(r, 100) == pytest.approx(t["recall_100"], abs=1e-4)
+        assert M.reciprocal_rank(r) == pytest.approx(t["recip_rank"], abs=1e-4)
+        assert M.ndcg_at(r, 10) == pytest.approx(t["ndcg_cut_10"], abs=1e-4)
+
+
+def test_rank_distance_by_hand():
+    assert M.rank_distance(np.array([1, 4, 9])) == 8
+    assert M.rank_distance(np.array([3])) == 0
+
+
+def test_bad_relevance_is_rejected():
+    with pytest.raises(ValueError, match="no relevant"):
+        M.relevant_ranks(torch.zeros(1, 3), [[]])
+    with pytest.raises(ValueError, match="out of range"):
+        M.relevant_ranks(torch.zeros(1, 3), [[3]])
+
+
+def lareqa_fixture():
+    """Two languages, two questions each, two candidates each; embeddings chosen so ranks are known.
+
+    Candidates (pool order): en:0 en:1 de:0 de:1. Question a -> en:0 / de:0, question b -> en:1 / de:1.
+    """
+    questions = pd.DataFrame({"qid": ["a", "b", "a", "b"], "lang": ["en", "en", "de", "de"],
+                              "question": ["", "", "", ""],
+                              "answer_key": ["en:0", "en:1", "de:0", "de:1"]})
+    candidates = pd.DataFrame({"key": ["en:0", "en:1", "de:0", "de:1"], "lang": ["en", "en", "de", "de"],
+                               "sentence": ["", "", "", ""]})
+    c = torch.eye(4)
+    # scores of each question against the 4 candidates are its embedding's coordinates
+    q = torch.tensor([[0.9, 0.8, 0.1, 0.7],   # en a: pool ranks en:0 1st, de:0 4th
+                      [0.5, 0.9, 0.2, 0.6],   # en b: en:1 1st, de:1 2nd
+                      [0.3, 0.4, 0.2, 0.1],   # de a: en:0 2nd, de:0 3rd; in de corpus de:0 1st
+                      [0.2, 0.1, 0.9, 0.8]])  # de b: de:1 2nd, en:1 4th; in de corpus de:1 2nd
+    return q, c, questions, candidates
+
+
+def test_lareqa_settings_by_hand():
+    q, c, questions, candidates = lareqa_fixture()
+    s = score_lareqa(q, c, questions, candidates)["summary"]
+    # Mo: en (a rank 1, b rank 1) -> 1; de (a: de corpus [0.2, 0.1] -> rank 1; b: [0.9, 0.8] -> rank 2) -> .75
+    assert s["per_language"]["map_mo"] == pytest.approx({"de": 0.75, "en": 1.0})
+    assert s["map_mo"] == pytest.approx(0.875)
+    # Cr en->de: a [0.1, 0.7] -> de:0 rank 2; b [0.2, 0.6] -> de:1 rank 1 => (0.5 + 1) / 2
+    # Cr de->en: a [0.3, 0.4] -> en:0 rank 2; b [0.2, 0.1] -> en:1 rank 2 => 0.5
+    assert s["per_pair"]["map"]["en-de"] == pytest.approx(0.75)
+    assert s["per_pair"]["map"]["de-en"] == pytest.approx(0.5)
+    assert s["map_cr"] == pytest.approx(0.625)
+    # Mul: en a ranks (1, 4): AP = (1/1 + 2/4)/2 = .75, RD 3; en b ranks (1, 2): AP 1, RD 1
+    #      de a ranks (2, 3): AP = (1/2 + 2/3)/2, RD 1; de b ranks (2, 4): AP = (1/2 + 2/4)/2 = .5, RD 2
+    assert s["per_language"]["map_mul"]["en"] == pytest.approx((0.75 + 1) / 2)
+    assert s["per_language"]["map_mul"]["de"] == pytest.approx(((0.5 + 2 / 3) / 2 + 0.5) / 2)
+    assert s["per_language"]["rank_distance"] == pytest.approx({"en": 2.0, "de": 1.5})
+    assert s["rank_distance"] == pytest.approx(1.75)
+    assert s["r1_mo"] == pytest.approx(0.75)
+    assert s["n_cross_pairs"] == 2
+
+
+def test_lareqa_skips_missing_translations():
+    q, c, questions, candidates = lareqa_fixture()
+    keep = ~((questions["qid"] == "b") & (questions["lang"] == "de"))
+    s = score_lareqa(q[keep.to_numpy()], c, questions[keep], candidates)["summary"]
+    # en b has no de answer any more: en->de is evaluated on question a only
+    assert s["per_pair"]["map"]["en-de"] == pytest.approx(0.5)

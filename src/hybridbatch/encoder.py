@@ -60,13 +60,6 @@ def read_settings(path: str | os.PathLike) -> EncoderSettings:
     return EncoderSettings(**{k: v for k, v in raw.items() if k in known})
 
 
-def _load_backbone(name_or_path: str | os.PathLike) -> torch.nn.Module:
-    try:  # BERT-like models: no pooler head (we pool ourselves)
-        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
-    except TypeError:
-        return AutoModel.from_pretrained(name_or_path)
-
-
 class DualEncoder(torch.nn.Module):
     """One transformer encodes both queries and passages (shared weights)."""
 
@@ -75,7 +68,8 @@ class DualEncoder(torch.nn.Module):
         self.name_or_path = str(name_or_path)
         self.settings = read_settings(name_or_path).replace(**overrides)
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        self.model = _load_backbone(name_or_path)
+        # a BERT pooler head, where present, is loaded but never used: we pool the last hidden states
+        self.model = AutoModel.from_pretrained(name_or_path)
         logger.info("loaded encoder %s (%s pooling, %.1fM parameters)", self.name_or_path,
                     self.settings.pooling, self.num_parameters() / 1e6)
 

@@ -19,8 +19,8 @@ import yaml
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "prepare": {"max_questions": 12, "tatoeba": ["deu"]},
-    "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "val_batches": 2, "eval_every": 1,
+    "prepare": {"max_questions": 40, "tatoeba": ["deu"]},
+    "train": {"languages": ["ar", "en", "es", "hi"], "steps": 2, "batch_size": 4, "warmup_steps": 1, "val_batches": 2, "eval_every": 1,
               "max_passage_length": 64},
 }
 
@@ -76,7 +76,7 @@ def test_pipeline_produces_every_output(tiny_repo):
     assert (root / "figures" / "main.pdf").stat().st_size > 1000
     assert (root / "figures" / "main.png").stat().st_size > 1000
     executed = json.loads((root / "notebooks" / "executed" / "main.ipynb").read_text())
-    assert executed["metadata"]["papermill"]["parameters"]["results_dir"] == "results"
+    assert executed["metadata"]["papermill"]["parameters"]["params_file"] == "params.yaml"
 
 
 def test_trained_models_differ_from_the_base(tiny_repo):

@@ -136,7 +136,7 @@ def test_batch_larger_than_groups_is_a_clear_error():
     langs_of = {"a": ["en", "de"], "b": ["en", "de"]}
     answers = {("a", "en"): "en:1", ("a", "de"): "de:1", ("b", "en"): "en:1", ("b", "de"): "de:1"}
     with pytest.raises(ValueError, match="batch size 2 exceeds the 1 distinct answer groups"):
-        build_sampler("xy", langs_of, answer_groups(answers), 2, seed=0).next_batch()
+        build_sampler("xy", langs_of, answer_groups(answers), 2, seed=0)  # at construction, not mid-training
 
 
 def test_unknown_strategy_and_bad_alpha(data):

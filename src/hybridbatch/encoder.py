@@ -91,10 +91,6 @@ class DualEncoder(torch.nn.Module):
             raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
         return [pre + t for t in texts]
 
-    def tokenize(self, texts: Sequence[str], kind: str, max_length: int | None = None) -> dict:
-        return self.tokenizer(self.prefix(texts, kind), padding=True, truncation=True,
-                              max_length=max_length or self.settings.max_length, return_tensors="pt")
-
     # -- tokens -> vectors ----------------------------------------------------------------------
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.settings.pooling == "cls":
@@ -108,41 +104,49 @@ class DualEncoder(torch.nn.Module):
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         return self.pool(hidden, attention_mask)
 
-    @torch.inference_mode()
-    def encode(self, texts: Sequence[str], kind: str, *, max_tokens: int = 8192, max_batch: int = 256,
-               progress: bool | str = False) -> torch.Tensor:
-        """Embed ``texts`` (float32, one row per text, input order).
+    def embed(self, texts: Sequence[str], kind: str, *, max_length: int | None = None, max_tokens: int = 8192,
+              max_batch: int = 256, progress: bool | str = False) -> torch.Tensor:
+        """Embed ``texts`` (one row per text, input order); differentiable when gradients are enabled.
 
-        Texts are sorted by length and packed into batches of at most ``max_tokens`` padded tokens
-        (and ``max_batch`` texts), which removes almost all padding work.
+        Texts are sorted by token length and run in chunks of at most ``max_tokens`` padded tokens (and
+        ``max_batch`` texts), each padded only to its own longest text: almost no compute goes to padding.
         """
         texts = list(texts)
         if not texts:
             return torch.empty(0, self.dim)
-        was_training = self.training
-        self.eval()
         enc = self.tokenizer(self.prefix(texts, kind), truncation=True,
-                             max_length=self.settings.max_length, padding=False)
+                             max_length=max_length or self.settings.max_length, padding=False)
         ids = enc["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
-        batches = list(_length_batches([len(ids[i]) for i in order], max_tokens, max_batch))
-        out = torch.empty(len(texts), self.dim)
+        sizes = list(_length_batches([len(ids[i]) for i in order], max_tokens, max_batch))
         pad = self.tokenizer.pad_token_id
         desc = progress if isinstance(progress, str) else f"encode {kind}s"
-        pos = 0
-        for size in tqdm(batches, desc=desc, disable=not progress, unit="batch", mininterval=5):
+        chunks, pos = [], 0
+        for size in tqdm(sizes, desc=desc, disable=not progress, unit="batch", mininterval=5):
             idx = order[pos:pos + size]
             pos += size
             width = len(ids[idx[0]])
             input_ids = torch.full((size, width), pad, dtype=torch.long)
             mask = torch.zeros((size, width), dtype=torch.long)
             for row, i in enumerate(idx):
-                n = len(ids[i])
-                input_ids[row, :n] = torch.tensor(ids[i])
-                mask[row, :n] = 1
-            out[torch.tensor(idx)] = self(input_ids, mask).float()
-        self.train(was_training)
-        return out
+                input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
+                mask[row, :len(ids[i])] = 1
+            chunks.append(self(input_ids, mask))
+        out = torch.cat(chunks)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return out[inverse]
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], kind: str, *, max_tokens: int = 8192, max_batch: int = 256,
+               progress: bool | str = False) -> torch.Tensor:
+        """Embed ``texts`` for retrieval (eval mode, no gradients, float32)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.embed(texts, kind, max_tokens=max_tokens, max_batch=max_batch, progress=progress).float()
+        finally:
+            self.train(was_training)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike) -> None:

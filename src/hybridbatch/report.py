@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import write_text
+from .io import atomic_path, write_text
 
 STRATEGY_LABELS = {"zeroshot": "zero-shot", "xx": "X-X-mono", "xx-mixed": "X-X (mixed)", "xy": "X-Y",
                    "hybrid": "Hybrid"}
@@ -63,8 +63,9 @@ def save_table(text: str, path: str | os.PathLike) -> None:
 
 
 def save_figure(fig, stem: str | os.PathLike) -> None:
-    """Save ``fig`` as ``stem.pdf`` and ``stem.png`` (deterministic metadata)."""
+    """Save ``fig`` as ``stem.pdf`` and ``stem.png``, atomically, without timestamps (reproducible bytes)."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
-    fig.savefig(stem.with_suffix(".png"), bbox_inches="tight", dpi=150, metadata={"Software": None})
+    with atomic_path(stem.with_suffix(".pdf")) as tmp:
+        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    with atomic_path(stem.with_suffix(".png")) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight", dpi=150, metadata={"Software": None})

@@ -58,15 +58,18 @@ class PairPool:
         self._queue.extend(self.rng.permutation(len(self.pairs)).tolist())
         self.epoch += 1
 
+    def check_fits(self, n: int) -> None:
+        if n > self.n_groups:
+            raise ValueError(f"{self.name}: batch size {n} exceeds the {self.n_groups} distinct answer "
+                             f"groups available; lower the batch size or drop this language")
+
     def take(self, n: int) -> list[Pair]:
         """The next ``n`` pairs of the epoch order whose groups are pairwise distinct.
 
         A pair that would conflict is not dropped: it keeps its place at the head of the queue for the
         next batch.
         """
-        if n > self.n_groups:
-            raise ValueError(f"{self.name}: batch size {n} exceeds the {self.n_groups} distinct answer "
-                             f"groups available; lower the batch size")
+        self.check_fits(n)
         chosen: list[int] = []
         used: set[int] = set()
         deferred: list[int] = []
@@ -113,6 +116,8 @@ class MonolingualSampler(BatchSampler):
         self.langs = sorted(pools)
         self.pools = pools
         self.rng = rng
+        for pool in pools.values():
+            pool.check_fits(batch_size)
         sizes = np.array([len(pools[lang].pairs) for lang in self.langs], dtype=float)
         if language_sampling == "uniform":
             self.p = np.full(len(self.langs), 1.0 / len(self.langs))
@@ -133,6 +138,7 @@ class PoolSampler(BatchSampler):
         super().__init__(batch_size)
         self.kind = kind
         self.pool = pool
+        pool.check_fits(batch_size)
 
     def next_batch(self) -> Batch:
         return Batch(self.kind, None, tuple(self.pool.take(self.batch_size)))

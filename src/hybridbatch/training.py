@@ -46,6 +46,7 @@ class TrainConfig(BaseModel):
     max_query_length: int = Field(64, ge=8)
     max_passage_length: int = Field(128, ge=8)
     freeze_word_embeddings: bool = False
+    chunk_tokens: int = Field(1024, ge=64)
     val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
     val_batches: int = Field(4, ge=0)
     eval_every: int = Field(40, ge=1)
@@ -131,13 +132,16 @@ class Trainer:
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]  # biases and LayerNorm weights: no weight decay
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                                      {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                                     fused=True)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.warmup_steps, cfg.steps))
 
     def loss(self, data: TrainingData, batch: Batch) -> torch.Tensor:
         queries, passages = data.texts(batch)
-        q = self.encoder(**self.encoder.tokenize(queries, "query", self.cfg.max_query_length))
-        p = self.encoder(**self.encoder.tokenize(passages, "passage", self.cfg.max_passage_length))
+        q = self.encoder.embed(queries, "query", max_length=self.cfg.max_query_length,
+                               max_tokens=self.cfg.chunk_tokens)
+        p = self.encoder.embed(passages, "passage", max_length=self.cfg.max_passage_length,
+                               max_tokens=self.cfg.chunk_tokens)
         return info_nce(q, p, temperature=self.cfg.temperature, negatives=self.cfg.negatives)
 
     def step(self, data: TrainingData, batch: Batch) -> float:

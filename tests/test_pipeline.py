@@ -73,6 +73,8 @@ def test_pipeline_produces_every_output(tiny_repo):
     table = (root / "paper" / "tables" / "main.tex").read_text()
     for label in ("X-X-mono", "X-Y", "Hybrid", "zero-shot", r"\toprule"):
         assert label in table
+    sig = (root / "paper" / "tables" / "significance.tex").read_text()
+    assert sig.count("Hybrid $-$") == 6 and "p_\\mathrm{Holm}" in sig
     assert (root / "figures" / "main.pdf").stat().st_size > 1000
     assert (root / "figures" / "main.png").stat().st_size > 1000
     executed = json.loads((root / "notebooks" / "executed" / "main.ipynb").read_text())

@@ -69,3 +69,16 @@ def save_figure(fig, stem: str | os.PathLike) -> None:
         fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
     with atomic_path(stem.with_suffix(".png")) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", dpi=150, metadata={"Software": None})
+
+
+def significance_table(comparisons: pd.DataFrame, *, caption: str, label: str, alpha: float = 0.05) -> str:
+    """Booktabs table of ``stats.compare_runs`` rows: difference, 95 % CI, p-value and Holm-adjusted p."""
+    names = {"mo": "Mo.", "cr": "Cr.", "mul": "Mul."}
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{llrrrr}", r"\toprule",
+             r"Comparison & Setting & $\Delta$mAP & 95\% CI & $p$ & $p_\mathrm{Holm}$ \\", r"\midrule"]
+    for _, r in comparisons.iterrows():
+        mark = "$^{*}$" if r["p_holm"] < alpha else ""
+        lines.append(f"{r['comparison']} & {names.get(r['setting'], r['setting'])} & {r['diff']:+.4f}{mark} & "
+                     f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] & {r['p_value']:.4f} & {r['p_holm']:.4f} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

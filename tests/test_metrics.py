@@ -116,3 +116,38 @@ def test_lareqa_skips_missing_translations():
     s = score_lareqa(q[keep.to_numpy()], c, questions[keep], candidates)["summary"]
     # en b has no de answer any more: en->de is evaluated on question a only
     assert s["per_pair"]["map"]["en-de"] == pytest.approx(0.5)
+
+
+def test_same_language_share_and_extra_metrics_by_hand():
+    q, c, questions, candidates = lareqa_fixture()
+    s = score_lareqa(q, c, questions, candidates)["summary"]
+    # top-1 of each query: en a -> en:0 (en), en b -> en:1 (en); de a -> en:1 (en), de b -> de:0 (de)
+    assert s["per_language"]["same_lang@1"] == pytest.approx({"en": 1.0, "de": 0.5})
+    # top-10 covers all 4 candidates: half of them are in each language
+    assert s["per_language"]["same_lang@10"] == pytest.approx({"en": 0.5, "de": 0.5})
+    # MRR Mul.: en a 1, en b 1; de a 1/2, de b 1/2 -> macro (1 + 0.5) / 2
+    assert s["mrr_mul"] == pytest.approx(0.75)
+    # nDCG@10 Mo. for de b (relevant at rank 2 of 2): 1/log2(3)
+    assert s["per_language"]["ndcg10_mo"]["de"] == pytest.approx((1 + 1 / np.log2(3)) / 2)
+    assert s["per_pair"]["map"]["en-en"] == pytest.approx(1.0)  # the Cr. matrix carries its diagonal
+
+
+def test_seen_unseen_split_by_hand():
+    q, c, questions, candidates = lareqa_fixture()
+    s = score_lareqa(q, c, questions, candidates, seen_languages=["en"])["summary"]
+    assert s["seen"]["languages"] == ["en"] and s["unseen"]["languages"] == ["de"]
+    assert s["seen"]["map_mo"] == pytest.approx(1.0)
+    assert s["unseen"]["map_mo"] == pytest.approx(0.75)
+    assert np.isnan(s["seen"]["map_cr"])  # a Cr. pair is seen only if both languages are
+    assert s["unseen"]["map_cr"] == pytest.approx(0.625)
+    assert s["seen"]["rank_distance"] == pytest.approx(2.0)
+
+
+def test_candidate_text_modes():
+    from hybridbatch.evaluation import candidate_texts
+
+    cands = pd.DataFrame({"sentence": ["A b."], "context": ["A b. C d."]})
+    assert candidate_texts(cands, "sentence") == ["A b."]
+    assert candidate_texts(cands, "sentence+context") == ["A b. \n A b. C d."]
+    with pytest.raises(ValueError, match="candidate_text must be one of"):
+        candidate_texts(cands, "paragraph")

@@ -59,6 +59,13 @@ def test_pipeline_produces_every_output(tiny_repo):
         assert m["rank_distance"] >= 0
         assert m["n_cross_pairs"] == 110  # 11 languages of XQuAD-R: 11 x 10 ordered pairs
         assert set(m["per_language"]["map_mo"]) == set(m["languages"])
+        assert 0.0 <= m["same_lang@10"] <= 1.0
+        t = json.loads((root / "results" / r / "metrics.json").read_text())["tatoeba"]
+        assert set(t["per_language"]) == {"de"} and 0.0 < t["mean"] <= 1.0
+        # trained runs are split by their own training languages, the zero-shot run by the reference list
+        seen = ["ar", "en", "es", "hi"] if r != "zeroshot" else ["ar", "de", "en", "es", "hi", "vi", "zh"]
+        assert m["seen_languages"] == seen
+        assert "el" in m["unseen"]["languages"] and "en" in m["seen"]["languages"]
     for s in ("xx", "xy", "hybrid"):
         model = root / "models" / f"mlqa2xquad-{s}"
         assert (model / "model.safetensors").is_file() and (model / "tokenizer.json").is_file()
@@ -71,7 +78,9 @@ def test_pipeline_produces_every_output(tiny_repo):
     xy = json.loads((root / "models" / "mlqa2xquad-xy" / "training_summary.json").read_text())
     assert all(k.split("-")[0] != k.split("-")[1] for k in xy["pairs_by_language"])
     table = (root / "paper" / "tables" / "main.tex").read_text()
-    for label in ("X-X-mono", "X-Y", "Hybrid", "zero-shot", r"\toprule"):
+    bm25 = json.loads((root / "results" / "bm25" / "metrics.json").read_text())["xquad_r"]
+    assert 0.0 < bm25["map_mo"] <= 1.0 and bm25["settings"] == ["mo"]
+    for label in ("X-X-mono", "X-Y", "Hybrid", "zero-shot", "BM25", r"\toprule"):
         assert label in table
     sig = (root / "paper" / "tables" / "significance.tex").read_text()
     assert sig.count("Hybrid $-$") == 6 and "p_\\mathrm{Holm}" in sig

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .io import atomic_path, write_text
 
-STRATEGY_LABELS = {"zeroshot": "zero-shot", "xx": "X-X-mono", "xx-mixed": "X-X (mixed)", "xy": "X-Y",
+STRATEGY_LABELS = {"bm25": "BM25 (lexical)", "zeroshot": "zero-shot", "xx": "X-X-mono", "xx-mixed": "X-X (mixed)", "xy": "X-Y",
                    "hybrid": "Hybrid"}
 
 
@@ -26,9 +26,14 @@ def load_metrics(results_dir: str | os.PathLike, runs: list[str], dataset: str) 
         path = Path(results_dir) / run / "metrics.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run `dvc repro` for run {run!r} first")
-        m = json.loads(path.read_text(encoding="utf-8"))[dataset]
-        rows.append({"run": run, "strategy": strategy_of(run),
-                     **{k: v for k, v in m.items() if isinstance(v, (int, float))}})
+        data = json.loads(path.read_text(encoding="utf-8"))
+        m = data[dataset]
+        row = {"run": run, "strategy": strategy_of(run), **{k: v for k, v in m.items() if isinstance(v, (int, float))}}
+        for split in ("seen", "unseen"):
+            row.update({f"{k}_{split}": v for k, v in m.get(split, {}).items() if isinstance(v, (int, float))})
+        if "tatoeba" in data:
+            row["tatoeba"] = data["tatoeba"]["mean"]
+        rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 
 
@@ -39,7 +44,7 @@ def latex_table(df: pd.DataFrame, columns: dict[str, str], *, caption: str, labe
     higher_is_better = higher_is_better or {}
     best = {}
     for c in columns:
-        col = df[c]
+        col = df[c].dropna()
         best[c] = col.max() if higher_is_better.get(c, True) else col.min()
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
              r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule"]
@@ -50,7 +55,10 @@ def latex_table(df: pd.DataFrame, columns: dict[str, str], *, caption: str, labe
     for name, row in df.iterrows():
         cells = [str(name)]
         for c in columns:
-            v = row[c]
+            v = row.get(c, float("nan"))
+            if pd.isna(v):
+                cells.append("--")
+                continue
             s = f"{v:.{digits}f}" if abs(v) < 10 else f"{v:.1f}"
             cells.append(rf"\textbf{{{s}}}" if v == best[c] else s)
         lines.append(" & ".join(cells) + r" \\")

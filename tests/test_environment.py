@@ -1,0 +1,51 @@
+"""The environment files agree with each other, and CI runs exactly the README's test command."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)$")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(specs) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        m = PIN.match(spec.strip())
+        assert m, f"not an exact pin: {spec!r}"
+        out[_norm(m.group(1))] = m.group(2)
+    return out
+
+
+def pyproject_pins(repo) -> dict[str, str]:
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    return _pins(project["dependencies"] + project["optional-dependencies"]["test"])
+
+
+def test_environment_yml_lists_the_same_pins_as_pyproject(repo):
+    env = yaml.safe_load((repo / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert _pins(pip) == pyproject_pins(repo)
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_constraints_pin_every_direct_dependency_at_the_same_version(repo):
+    lines = [ln for ln in (repo / "constraints.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    constraints = _pins(lines)
+    for name, version in pyproject_pins(repo).items():
+        assert constraints.get(name) == version, f"{name}: pyproject {version}, constraints {constraints.get(name)}"
+    assert constraints["torch"] == "2.13.0"
+
+
+def test_ci_runs_the_readme_test_command_verbatim(repo):
+    readme = (repo / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    commands = [ln for b in blocks[:2] for ln in b.splitlines() if ln and not ln.startswith("#")]
+    assert commands[0].endswith("dvc repro") and commands[1].endswith("pytest"), commands
+    assert commands[1] in (repo / ".ci" / "run").read_text()

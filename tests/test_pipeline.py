@@ -36,7 +36,7 @@ def tiny_repo(repo: Path, tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("repo")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(repo / name, root / name)
-    for name in ("src", "notebooks", "data/raw"):
+    for name in ("src", "notebooks", "data/raw", "data/external"):
         shutil.copytree(repo / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "executed"))
     params = yaml.safe_load((root / "params.yaml").read_text())
     for section, values in TINY.items():
@@ -78,6 +78,10 @@ def test_pipeline_produces_every_output(tiny_repo):
     xy = json.loads((root / "models" / "mlqa2xquad-xy" / "training_summary.json").read_text())
     assert all(k.split("-")[0] != k.split("-")[1] for k in xy["pairs_by_language"])
     table = (root / "paper" / "tables" / "main.tex").read_text()
+    miracl = json.loads((root / "results" / "zeroshot" / "miracl.json").read_text())["miracl_dev"]
+    assert miracl["languages_with_corpus"] == []  # passages are not available offline
+    assert miracl["per_language"]["sw"]["status"] == "corpus-absent"
+    assert miracl["per_language"]["sw"]["judged_queries"] == 482  # MIRACL dev sw, as in SOURCES.md
     bm25 = json.loads((root / "results" / "bm25" / "metrics.json").read_text())["xquad_r"]
     assert 0.0 < bm25["map_mo"] <= 1.0 and bm25["settings"] == ["mo"]
     for label in ("X-X-mono", "X-Y", "Hybrid", "zero-shot", "BM25", r"\toprule"):

@@ -202,13 +202,15 @@ def test_bm25_lareqa_rejects_bad_frames():
 
 # ---------------------------------------------------------------- real prepared data
 
-PREPARED = Path(__file__).resolve().parents[1] / "data" / "prepared"
+RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 
 
-@pytest.mark.skipif(not (PREPARED / "questions.parquet").exists(), reason="prepared data not available")
-def test_bm25_xquad_r_en_de_plausible_and_fast():
-    qs = pd.read_parquet(PREPARED / "questions.parquet")
-    cs = pd.read_parquet(PREPARED / "candidates.parquet")
+def test_bm25_xquad_r_en_de_plausible_and_fast(tmp_path):
+    from hybridbatch.data import prepare
+
+    prepare(RAW, tmp_path, datasets={"xquad_r": ["de", "en"]}, tatoeba_langs=[])  # the real vendored files
+    qs = pd.read_parquet(tmp_path / "questions.parquet")
+    cs = pd.read_parquet(tmp_path / "candidates.parquet")
     keep_q = (qs["dataset"] == "xquad_r") & qs["lang"].isin(["en", "de"])
     keep_c = (cs["dataset"] == "xquad_r") & cs["lang"].isin(["en", "de"])
     qs, cs = qs[keep_q], cs[keep_c]

@@ -27,7 +27,7 @@ from hybridbatch import miracl
 from hybridbatch.data import DataError
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MIRACL = REPO.parent / "shared" / "data" / "miracl"
+VENDORED_MIRACL = REPO / "data" / "raw" / "miracl"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "miracl"
 TOPICS = FIXTURE / "topics.miracl-v1.0-xx-dev.tsv"
 QRELS = FIXTURE / "qrels.miracl-v1.0-xx-dev.tsv"
@@ -95,10 +95,8 @@ def test_corpus_files_natural_order(tmp_path):
 
 @pytest.mark.parametrize("lang,queries,rel1,rel0", [("de", 305, 811, 2333), ("sw", 482, 910, 4182)])
 def test_vendored_files_load(lang, queries, rel1, rel0):
-    topics_path = SHARED_MIRACL / f"topics.miracl-v1.0-{lang}-dev.tsv"
-    qrels_path = SHARED_MIRACL / f"qrels.miracl-v1.0-{lang}-dev.tsv"
-    if not (topics_path.is_file() and qrels_path.is_file()):
-        pytest.skip(f"vendored MIRACL files not found under {SHARED_MIRACL}")
+    topics_path = VENDORED_MIRACL / f"topics.miracl-v1.0-{lang}-dev.tsv.gz"  # data/raw/miracl (gzipped)
+    qrels_path = VENDORED_MIRACL / f"qrels.miracl-v1.0-{lang}-dev.tsv.gz"
     topics, qrels = miracl.load_topics(topics_path), miracl.load_qrels(qrels_path)
     assert len(topics) == queries and set(qrels) == set(topics)  # counts of SOURCES.md §5
     rels = [r for judged in qrels.values() for r in judged.values()]

@@ -145,3 +145,91 @@ def test_unknown_strategy_and_bad_alpha(data):
         build_sampler("yy", langs_of, groups, 4, seed=0)
     with pytest.raises(ValueError, match="alpha"):
         build_sampler("hybrid", langs_of, groups, 4, seed=0, alpha=1.5)
+
+
+# -- xy language-pair settings, several sources, sharding -------------------------------------------------
+
+def _pair_counts(sampler, n_batches):
+    counts = Counter()
+    for b in take(sampler, n_batches):
+        counts.update((p.query_lang, p.passage_lang) for p in b.pairs)
+    return counts
+
+
+@pytest.mark.parametrize("mode", ["language-pairs", "languages"])
+def test_xy_language_pair_sampling_modes(data, mode):
+    langs_of, _, groups = data
+    s = build_sampler("xy", langs_of, groups, batch_size=8, seed=3, xy_sampling=mode)
+    batches = take(s, 250)
+    for b in batches:
+        assert b.kind == "xy" and all(p.query_lang != p.passage_lang for p in b.pairs)
+        assert_conflict_free(b, groups)
+    counts = Counter((p.query_lang, p.passage_lang) for b in batches for p in b.pairs)
+    n = sum(counts.values())
+    keys = sorted({(a, b) for q in langs_of for a in langs_of[q] for b in langs_of[q] if a != b})
+    targets = Counter(a for a, _ in keys)
+    for a, b in keys:
+        p = 1 / len(keys) if mode == "language-pairs" else 1 / len(targets) / targets[a]
+        lo, hi = binom.ppf([1e-6, 1 - 1e-6], n, p)
+        assert lo <= counts[a, b] <= hi, (a, b, counts[a, b], n * p)
+
+
+def test_xy_pairs_mode_follows_the_data(data):
+    """Default ``pairs``: uniform over all cross-lingual pairs, i.e. language pairs in proportion to data."""
+    langs_of, _, groups = data
+    pool = Counter((p.query_lang, p.passage_lang) for p in crosslingual_pairs(langs_of))
+    counts = _pair_counts(build_sampler("xy", langs_of, groups, batch_size=8, seed=4), 250)
+    n = sum(counts.values())
+    for key, size in pool.items():
+        lo, hi = binom.ppf([1e-6, 1 - 1e-6], n, size / sum(pool.values()))
+        assert lo <= counts[key] <= hi, key
+
+
+def test_bad_xy_sampling_is_a_clear_error(data):
+    langs_of, _, groups = data
+    with pytest.raises(ValueError, match="xy_sampling"):
+        build_sampler("xy", langs_of, groups, batch_size=8, seed=1, xy_sampling="random")
+
+
+def _two_sources(batch_size=6, seed=5, source_sampling="proportional"):
+    from hybridbatch.samplers import MultiSourceSampler
+    la, aa = synthetic(120, seed=0)
+    lb, ab = synthetic(40, seed=1)
+    la = {f"a:{q}": v for q, v in la.items()}
+    lb = {f"b:{q}": v for q, v in lb.items()}
+    ga = answer_groups({(f"a:{q}", lang): f"a:{k}" for (q, lang), k in aa.items()})
+    gb = answer_groups({(f"b:{q}", lang): f"b:{k}" for (q, lang), k in ab.items()})
+    samplers = {"a": build_sampler("hybrid", la, ga, batch_size, seed), "b": build_sampler("hybrid", lb, gb, batch_size, seed + 1)}
+    sizes = {"a": sum(map(len, la.values())), "b": sum(map(len, lb.values()))}
+    return MultiSourceSampler(samplers, sizes, np.random.default_rng(seed), source_sampling), sizes
+
+
+@pytest.mark.parametrize("mode", ["proportional", "uniform"])
+def test_multi_source_batches_come_from_one_source(mode):
+    s, sizes = _two_sources(source_sampling=mode)
+    batches = take(s, 400)
+    for b in batches:
+        assert {p.qid.split(":")[0] for p in b.pairs} == {b.source}
+    n_a = sum(b.source == "a" for b in batches)
+    p = sizes["a"] / (sizes["a"] + sizes["b"]) if mode == "proportional" else 0.5
+    lo, hi = binom.ppf([1e-6, 1 - 1e-6], len(batches), p)
+    assert lo <= n_a <= hi
+
+
+def test_multi_source_is_seeded_and_checks_settings():
+    a, _ = _two_sources(seed=7)
+    b, _ = _two_sources(seed=7)
+    assert take(a, 30) == take(b, 30)
+    from hybridbatch.samplers import MultiSourceSampler
+    with pytest.raises(ValueError, match="source_sampling"):
+        MultiSourceSampler(a.samplers, {"a": 1, "b": 1}, np.random.default_rng(0), "by-size")
+
+
+def test_shards_partition_the_global_batch(data):
+    langs_of, _, groups = data
+    batch = build_sampler("hybrid", langs_of, groups, batch_size=8, seed=2).next_batch()
+    shards = [batch.shard(r, 4) for r in range(4)]
+    assert sum((s.pairs for s in shards), ()) == batch.pairs
+    assert all(s.kind == batch.kind and s.lang == batch.lang for s in shards)
+    with pytest.raises(ValueError, match="equal shards"):
+        batch.shard(0, 3)

@@ -5,8 +5,17 @@ its answer sentence in another (or the same) language. Strategies:
 
 - ``xx``       X-X-mono: the whole batch in one language (query and passage), the language drawn per batch.
 - ``xx-mixed`` X-X (LAReQA): every pair monolingual, languages mixed inside the batch.
-- ``xy``       X-Y: every pair cross-lingual (query language != passage language).
+- ``xy``       X-Y: every pair cross-lingual (query language != passage language); how a pair's language
+               pair is drawn is a setting (``xy_sampling``): ``pairs`` (uniform over all cross-lingual pairs,
+               i.e. in proportion to the data), ``language-pairs`` (uniform over the ordered language pairs),
+               ``languages`` (query language uniform, then passage language uniform over the others).
 - ``hybrid``   per batch, ``xx`` with probability alpha, else ``xy``.
+
+Several training sources: ``MultiSourceSampler`` draws the source of each batch (in proportion to its
+pairs, the paper's "sampled based on dataset size", or uniformly) and delegates to that source's sampler,
+so a batch never mixes sources (FlagEmbedding's same-source batches). Under data parallelism every rank
+builds the same sampler from the same seed, draws the same *global* batch and keeps its own shard
+(``Batch.shard``), so all ranks agree on source, batch type and language at every step.
 
 Every batch is conflict-free: no two pairs share a *positive group* -- the question ids linked by a
 shared answer sentence in any language (several questions share one answer sentence, and answer sentences
@@ -17,12 +26,14 @@ its pairs in a seeded shuffled order, epoch after epoch, so every pair is used b
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 STRATEGIES = ("xx", "xx-mixed", "xy", "hybrid")
+XY_SAMPLINGS = ("pairs", "language-pairs", "languages")
+SOURCE_SAMPLINGS = ("proportional", "uniform")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +48,15 @@ class Batch:
     kind: str  # "xx", "xx-mixed" or "xy": the kind of batch actually drawn
     lang: str | None  # the batch language of an "xx" batch, else None
     pairs: tuple[Pair, ...]
+    source: str | None = None  # the training source it was drawn from (MultiSourceSampler)
+
+    def shard(self, rank: int, world_size: int) -> "Batch":
+        """This rank's contiguous slice of a global batch (rank order = global order)."""
+        n = len(self.pairs)
+        if not 0 <= rank < world_size or n % world_size:
+            raise ValueError(f"cannot split a batch of {n} pairs into {world_size} equal shards (rank {rank})")
+        k = n // world_size
+        return dataclasses.replace(self, pairs=self.pairs[rank * k:(rank + 1) * k])
 
 
 class PairPool:
@@ -63,15 +83,15 @@ class PairPool:
             raise ValueError(f"{self.name}: batch size {n} exceeds the {self.n_groups} distinct answer "
                              f"groups available; lower the batch size or drop this language")
 
-    def take(self, n: int) -> list[Pair]:
-        """The next ``n`` pairs of the epoch order whose groups are pairwise distinct.
+    def take(self, n: int, exclude: set[int] | None = None) -> list[Pair]:
+        """The next ``n`` pairs of the epoch order whose groups are pairwise distinct (and not in ``exclude``).
 
         A pair that would conflict is not dropped: it keeps its place at the head of the queue for the
-        next batch.
+        next batch. ``exclude`` is updated with the groups taken.
         """
-        self.check_fits(n)
+        self.check_fits(n + len(exclude or ()))
         chosen: list[int] = []
-        used: set[int] = set()
+        used: set[int] = exclude if exclude is not None else set()
         deferred: list[int] = []
         scanned_refills = 0
         while len(chosen) < n:
@@ -144,6 +164,65 @@ class PoolSampler(BatchSampler):
         return Batch(self.kind, None, tuple(self.pool.take(self.batch_size)))
 
 
+class CrossLingualSampler(BatchSampler):
+    """``xy`` drawn pair by pair: first an ordered language pair, then the next pair of its pool.
+
+    ``xy_sampling="language-pairs"``: the language pair is uniform over the ordered pairs with data;
+    ``"languages"``: the query language is uniform, then the passage language uniform among those it has
+    pairs with. (``"pairs"`` -- uniform over all pairs -- is a plain ``PoolSampler``.)
+    """
+
+    def __init__(self, pools: Mapping[tuple[str, str], PairPool], batch_size: int, rng: np.random.Generator,
+                 xy_sampling: str = "language-pairs") -> None:
+        super().__init__(batch_size)
+        self.keys = sorted(pools)
+        self.pools = pools
+        self.rng = rng
+        for pool in pools.values():
+            pool.check_fits(batch_size)
+        if xy_sampling == "language-pairs":
+            self.p = np.full(len(self.keys), 1.0 / len(self.keys))
+        elif xy_sampling == "languages":
+            query_langs = sorted({a for a, _ in self.keys})
+            n_targets = Counter(a for a, _ in self.keys)
+            self.p = np.array([1.0 / len(query_langs) / n_targets[a] for a, _ in self.keys])
+        else:
+            raise ValueError(f"xy_sampling must be one of {XY_SAMPLINGS}, got {xy_sampling!r}")
+
+    def next_batch(self) -> Batch:
+        used: set[int] = set()
+        pairs = []
+        for _ in range(self.batch_size):
+            key = self.keys[int(self.rng.choice(len(self.keys), p=self.p))]
+            pairs += self.pools[key].take(1, exclude=used)
+        return Batch("xy", None, tuple(pairs))
+
+
+class MultiSourceSampler(BatchSampler):
+    """Each batch from one source: the source drawn in proportion to its pairs, or uniformly."""
+
+    def __init__(self, samplers: Mapping[str, BatchSampler], sizes: Mapping[str, int], rng: np.random.Generator,
+                 source_sampling: str = "proportional") -> None:
+        batch_sizes = {s.batch_size for s in samplers.values()}
+        if len(batch_sizes) != 1:
+            raise ValueError(f"every source's sampler needs the same batch size, got {sorted(batch_sizes)}")
+        super().__init__(batch_sizes.pop())
+        self.names = sorted(samplers)
+        self.samplers = samplers
+        self.rng = rng
+        if source_sampling == "proportional":
+            w = np.array([sizes[n] for n in self.names], dtype=float)
+            self.p = w / w.sum()
+        elif source_sampling == "uniform":
+            self.p = np.full(len(self.names), 1.0 / len(self.names))
+        else:
+            raise ValueError(f"source_sampling must be one of {SOURCE_SAMPLINGS}, got {source_sampling!r}")
+
+    def next_batch(self) -> Batch:
+        name = self.names[int(self.rng.choice(len(self.names), p=self.p))]
+        return dataclasses.replace(self.samplers[name].next_batch(), source=name)
+
+
 class HybridSampler(BatchSampler):
     """``hybrid``: each batch is monolingual with probability ``alpha``, else cross-lingual."""
 
@@ -201,13 +280,15 @@ def crosslingual_pairs(langs_of: Mapping[str, Sequence[str]]) -> list[Pair]:
 
 def build_sampler(strategy: str, langs_of: Mapping[str, Sequence[str]], groups: Mapping[str, int],
                   batch_size: int, seed: int, alpha: float = 0.5,
-                  language_sampling: str = "uniform") -> BatchSampler:
+                  language_sampling: str = "uniform", xy_sampling: str = "pairs") -> BatchSampler:
     """The sampler of a named strategy over the questions ``langs_of`` (qid -> languages it exists in).
 
     Every random stream is derived from ``seed``; the same arguments give the same batches.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if xy_sampling not in XY_SAMPLINGS:
+        raise ValueError(f"xy_sampling must be one of {XY_SAMPLINGS}, got {xy_sampling!r}")
     ss = np.random.SeedSequence(seed)
     r_choice, r_mono, r_cross, r_mixed = (np.random.default_rng(s) for s in ss.spawn(4))
 
@@ -220,8 +301,17 @@ def build_sampler(strategy: str, langs_of: Mapping[str, Sequence[str]], groups: 
                  for i, (lang, ps) in enumerate(sorted(by_lang.items()))}
         return MonolingualSampler(pools, batch_size, child[-1], language_sampling)
 
-    def cross() -> PoolSampler:
-        return PoolSampler("xy", PairPool(crosslingual_pairs(langs_of), groups, r_cross, name="xy"), batch_size)
+    def cross() -> BatchSampler:
+        if xy_sampling == "pairs":
+            return PoolSampler("xy", PairPool(crosslingual_pairs(langs_of), groups, r_cross, name="xy"),
+                               batch_size)
+        by_pair: dict[tuple[str, str], list[Pair]] = defaultdict(list)
+        for p in crosslingual_pairs(langs_of):
+            by_pair[p.query_lang, p.passage_lang].append(p)
+        child = r_cross.spawn(len(by_pair) + 1)
+        pools = {key: PairPool(ps, groups, child[i], name=f"xy[{key[0]}-{key[1]}]")
+                 for i, (key, ps) in enumerate(sorted(by_pair.items()))}
+        return CrossLingualSampler(pools, batch_size, child[-1], xy_sampling)
 
     if strategy == "xx":
         return mono()

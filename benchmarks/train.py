@@ -39,10 +39,10 @@ def main() -> None:
     # -- ours
     enc = DualEncoder(args.model)
     trainer = Trainer(enc, cfg)
-    trainer.step(data, batches[0])
+    trainer.step(data, batches[0], 0)
     t0 = time.perf_counter()
-    for b in batches[1:]:
-        trainer.step(data, b)
+    for i, b in enumerate(batches[1:], start=1):
+        trainer.step(data, b, i)
     ours = args.steps * cfg.batch_size / (time.perf_counter() - t0)
     del trainer, enc
 

@@ -78,6 +78,10 @@ class DualEncoder(torch.nn.Module):
         return sum(p.numel() for p in self.model.parameters())
 
     @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
@@ -131,20 +135,20 @@ class DualEncoder(torch.nn.Module):
             for row, i in enumerate(idx):
                 input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
                 mask[row, :len(ids[i])] = 1
-            chunks.append(self(input_ids, mask))
+            chunks.append(self(input_ids.to(self.device), mask.to(self.device)))
         out = torch.cat(chunks)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
+        inverse = torch.empty(len(order), dtype=torch.long, device=out.device)
+        inverse[torch.tensor(order, device=out.device)] = torch.arange(len(order), device=out.device)
         return out[inverse]
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: str, *, max_tokens: int = 8192, max_batch: int = 256,
                progress: bool | str = False) -> torch.Tensor:
-        """Embed ``texts`` for retrieval (eval mode, no gradients, float32)."""
+        """Embed ``texts`` for retrieval (eval mode, no gradients, float32, on the CPU)."""
         was_training = self.training
         self.eval()
         try:
-            return self.embed(texts, kind, max_tokens=max_tokens, max_batch=max_batch, progress=progress).float()
+            return self.embed(texts, kind, max_tokens=max_tokens, max_batch=max_batch, progress=progress).float().cpu()
         finally:
             self.train(was_training)
 

@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import torch
 
-EmbedFn = Callable[[Sequence[int]], torch.Tensor]  # indices of the batch's texts -> (len, H) embeddings
-LossFn = Callable[..., torch.Tensor]  # (q, p) embeddings -> scalar loss
+EmbedFn = Callable[[Sequence[int]], torch.Tensor]  # indices of one side's texts -> (len, H) embeddings
+LossFn = Callable[..., torch.Tensor]  # one (n_i, H) embedding tensor per side -> scalar loss
 
 
 class _RngState:
@@ -39,32 +39,40 @@ def _chunks(n: int, size: int) -> list[list[int]]:
     return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
 
 
-def cached_contrastive_backward(embed_queries: EmbedFn, embed_passages: EmbedFn, n: int, loss_fn: LossFn,
-                                chunk_size: int) -> float:
-    """Accumulate into ``.grad`` the parameter gradients of ``loss_fn(E_q(all), E_p(all))``; return the loss.
+def cached_backward(sides: Sequence[tuple[EmbedFn, int]], loss_fn: LossFn, chunk_size: int) -> float:
+    """Accumulate into ``.grad`` the parameter gradients of ``loss_fn(E_1(all), ..., E_k(all))``; return the loss.
 
-    ``embed_queries(idx)`` / ``embed_passages(idx)`` embed the texts at batch positions ``idx`` (with the
-    model in whatever mode the caller set: dropout is replayed exactly). ``n`` is the batch size.
+    ``sides`` holds, per side (queries, passages, hard negatives, ...), a function embedding the texts at
+    positions ``idx`` of that side (with the model in whatever mode the caller set: dropout is replayed
+    exactly) and the side's number of texts. ``loss_fn`` gets one embedding tensor per side.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    parts = {"q": (embed_queries, _chunks(n, chunk_size)), "p": (embed_passages, _chunks(n, chunk_size))}
-    cached: dict[str, list[torch.Tensor]] = {}
-    states: dict[str, list[_RngState]] = {}
+    chunks = [_chunks(n, chunk_size) for _, n in sides]
+    cached: list[list[torch.Tensor]] = []
+    states: list[list[_RngState]] = []
     with torch.no_grad():  # 1. embeddings without graphs
-        for side, (embed, chunks) in parts.items():
-            states[side], cached[side] = [], []
-            for idx in chunks:
-                states[side].append(_RngState())
-                cached[side].append(embed(idx))
-    leaves = {side: torch.cat(cached[side]).detach().requires_grad_(True) for side in parts}
-    loss = loss_fn(leaves["q"], leaves["p"])  # 2. loss and embedding gradients
+        for (embed, _), side_chunks in zip(sides, chunks):
+            states.append([])
+            cached.append([])
+            for idx in side_chunks:
+                states[-1].append(_RngState())
+                cached[-1].append(embed(idx))
+    leaves = [torch.cat(c).detach().requires_grad_(True) for c in cached]
+    loss = loss_fn(*leaves)  # 2. loss and embedding gradients
     loss.backward()
     rng = _RngState()
-    for side, (embed, chunks) in parts.items():  # 3. replay each chunk with its graph
-        grads = leaves[side].grad.split([len(idx) for idx in chunks])
-        for idx, state, grad in zip(chunks, states[side], grads):
+    for (embed, _), side_chunks, side_states, leaf in zip(sides, chunks, states, leaves):  # 3. replay
+        if leaf.grad is None:  # a side the loss does not use
+            continue
+        for idx, state, grad in zip(side_chunks, side_states, leaf.grad.split([len(i) for i in side_chunks])):
             state.restore()
             embed(idx).backward(grad)
     rng.restore()  # leave the RNG where a plain step would: after the forward passes of step 1
     return float(loss.detach())
+
+
+def cached_contrastive_backward(embed_queries: EmbedFn, embed_passages: EmbedFn, n: int, loss_fn: LossFn,
+                                chunk_size: int) -> float:
+    """``cached_backward`` for the two-sided case: ``n`` queries and their ``n`` positives."""
+    return cached_backward([(embed_queries, n), (embed_passages, n)], loss_fn, chunk_size)

@@ -1,6 +1,10 @@
 """Stage `train`: fine-tune the base encoder with one batch sampling strategy.
 
     python src/stages/train.py --strategy hybrid [--params params.yaml]
+    torchrun --nproc_per_node 2 src/stages/train.py --strategy hybrid     # data parallel
+
+A killed run, started again with the same settings, resumes from its last checkpoint in
+``checkpoints/<run>/`` (removed once the run has finished).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = f"{io['fold']}-{args.strategy}"
     train(io["base_model"], io["prepared_dir"], args.strategy, cfg, out_dir=f"models/{run}",
-          live_dir=f"results/{run}/training")
+          live_dir=f"results/{run}/training", checkpoint_dir=f"checkpoints/{run}")
     return 0
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 TINY = {
     "prepare": {"max_questions": 40, "tatoeba": ["deu"]},
     "train": {"languages": ["ar", "en", "es", "hi"], "steps": 2, "batch_size": 4, "warmup_steps": 1, "val_batches": 2, "eval_every": 1,
-              "max_passage_length": 64},
+              "max_passage_length": 64, "checkpoint_every": 1},
 }
 
 
@@ -51,7 +51,7 @@ def tiny_repo(repo: Path, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_pipeline_produces_every_output(tiny_repo):
     root, _ = tiny_repo
-    runs = ["zeroshot", "mlqa2xquad-xx", "mlqa2xquad-xy", "mlqa2xquad-hybrid"]
+    runs = ["zeroshot", "mlqa2xquad-xx", "mlqa2xquad-xx-mixed", "mlqa2xquad-xy", "mlqa2xquad-hybrid"]
     for r in runs:
         m = json.loads((root / "results" / r / "metrics.json").read_text())["xquad_r"]
         for key in ("map_mo", "map_cr", "map_mul", "r1_mo", "r1_cr", "r10_mul"):
@@ -66,11 +66,12 @@ def test_pipeline_produces_every_output(tiny_repo):
         seen = ["ar", "en", "es", "hi"] if r != "zeroshot" else ["ar", "de", "en", "es", "hi", "vi", "zh"]
         assert m["seen_languages"] == seen
         assert "el" in m["unseen"]["languages"] and "en" in m["seen"]["languages"]
-    for s in ("xx", "xy", "hybrid"):
+    for s in ("xx", "xx-mixed", "xy", "hybrid"):
         model = root / "models" / f"mlqa2xquad-{s}"
         assert (model / "model.safetensors").is_file() and (model / "tokenizer.json").is_file()
         summary = json.loads((model / "training_summary.json").read_text())
-        assert summary["steps"] == 2
+        assert summary["steps"] == 2 and summary["train_languages"] == ["ar", "en", "es", "hi"]
+        assert not (root / "checkpoints" / f"mlqa2xquad-{s}").exists()  # resumable state removed after success
         assert (root / "results" / f"mlqa2xquad-{s}" / "training" / "metrics.json").is_file()
     xx = json.loads((root / "models" / "mlqa2xquad-xx" / "training_summary.json").read_text())
     assert set(xx["batches"]) == {"xx"}
@@ -84,10 +85,13 @@ def test_pipeline_produces_every_output(tiny_repo):
     assert miracl["per_language"]["sw"]["judged_queries"] == 482  # MIRACL dev sw, as in SOURCES.md
     bm25 = json.loads((root / "results" / "bm25" / "metrics.json").read_text())["xquad_r"]
     assert 0.0 < bm25["map_mo"] <= 1.0 and bm25["settings"] == ["mo"]
-    for label in ("X-X-mono", "X-Y", "Hybrid", "zero-shot", "BM25", r"\toprule"):
+    for label in ("X-X-mono", "X-X (mixed)", "X-Y", "Hybrid", "zero-shot", "BM25", r"\toprule"):
         assert label in table
     sig = (root / "paper" / "tables" / "significance.tex").read_text()
-    assert sig.count("Hybrid $-$") == 6 and "p_\\mathrm{Holm}" in sig
+    assert sig.count("Hybrid $-$") == 9 and "p_\\mathrm{Holm}" in sig
+    for name in ("per_language_mo", "per_language_mul"):
+        per_lang = (root / "paper" / "tables" / f"{name}.tex").read_text()
+        assert "el$^\\dagger$" in per_lang and "X-X (mixed)" in per_lang
     assert (root / "figures" / "main.pdf").stat().st_size > 1000
     assert (root / "figures" / "main.png").stat().st_size > 1000
     executed = json.loads((root / "notebooks" / "executed" / "main.ipynb").read_text())

@@ -199,8 +199,8 @@ def test_squad_answer_keys_group_paragraphs(squad, xquad_ids: set[str]) -> None:
 
 
 def test_squad_via_load_source() -> None:
-    data = load_source({"name": "sq", "format": "squad-translations", "raw_dir": str(RAW), "languages": ["es"],
-                        "exclude_from": [str(XQUAD_EN)]})
+    data = load_source({"name": "sq", "format": "squad-translations", "raw_dir": str(RAW), "languages": "es",
+                        "exclude_from": str(XQUAD_EN)})  # single strings, as YAML may give them
     assert len(data.questions) == 5851
     assert all(q.startswith("sq:") for q in data.langs_of)
     assert all(k.startswith("sq:en:") for k in data.answer_keys.values())

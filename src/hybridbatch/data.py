@@ -407,3 +407,14 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, datasets: dict[str, list[s
     write_json(out_dir / "stats.json", stats)
     logger.info("wrote %s", out_dir / "stats.json")
     return stats
+
+
+def load_prepared(prepared_dir: str | Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The questions and candidates of ``dataset`` from the ``prepare`` stage's tables."""
+    prepared_dir = Path(prepared_dir)
+    qs = pd.read_parquet(prepared_dir / "questions.parquet")
+    cs = pd.read_parquet(prepared_dir / "candidates.parquet")
+    qs, cs = qs[qs["dataset"] == dataset], cs[cs["dataset"] == dataset]
+    if qs.empty:
+        raise DataError(prepared_dir / "questions.parquet", f"no questions of dataset {dataset!r}")
+    return qs.reset_index(drop=True), cs.reset_index(drop=True)

@@ -37,6 +37,19 @@ def load_metrics(results_dir: str | os.PathLike, runs: list[str], dataset: str) 
     return pd.DataFrame(rows).set_index("run")
 
 
+def load_per_language(results_dir: str | os.PathLike, runs: list[str], dataset: str, metric: str) -> pd.DataFrame:
+    """One row per run, one column per query language: ``per_language[metric]`` of its metrics.json."""
+    rows = {}
+    for run in runs:
+        path = Path(results_dir) / run / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `dvc repro` for run {run!r} first")
+        per_language = json.loads(path.read_text(encoding="utf-8"))[dataset].get("per_language", {})
+        if metric in per_language:
+            rows[run] = per_language[metric]
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1)
+
+
 def latex_table(df: pd.DataFrame, columns: dict[str, str], *, caption: str, label: str,
                 higher_is_better: dict[str, bool] | None = None, digits: int = 3,
                 groups: list[tuple[str, int]] | None = None) -> str:

@@ -61,6 +61,11 @@ COLLECTIONS_DIR = "data/google/collections"
 QRELS_FILE = "qrels.train.tsv"
 
 
+def _as_list(values: Any) -> list:
+    """A single string or path is one item, not a sequence of characters (values often come from YAML)."""
+    return [values] if isinstance(values, (str, Path)) else list(values)
+
+
 # ----------------------------------------------------------------------------------------------- SQuAD
 def _squad_paragraphs(path: Path) -> list[tuple[str, list[tuple[str, str]]]]:
     """``[(context, [(qid, question), ...]), ...]`` of a SQuAD v1.1 file, in file order."""
@@ -122,12 +127,12 @@ def load_squad_translations(raw_dir: str | Path, languages: Iterable[str] = ("en
     ``keep_unaligned``, which keys them by their Italian paragraph (``"it:<n>"``). Dropping is the safe
     default: some of them translate XQuAD paragraphs, which ``exclude_qids`` cannot catch.
     """
-    languages = sorted(set(languages))
+    languages = sorted(set(_as_list(languages)))
     unknown = sorted(set(languages) - set(SQUAD_FILES))
     if unknown or not languages:
         raise ValueError(f"unknown or no languages {unknown}; known: {sorted(SQUAD_FILES)}")
-    excluded = set(exclude_qids)
-    for path in exclude_from:
+    excluded = set(_as_list(exclude_qids))
+    for path in _as_list(exclude_from):
         excluded |= squad_question_ids(path)
     folder = Path(raw_dir) / SQUAD_DIR
     english = _squad_language(folder, "en")
@@ -208,9 +213,10 @@ def load_parallel_collection(root: str | Path, languages: Iterable[str],
     A question's positive passage is its *first* relevant pid in qrels order; the answer key is that pid.
     Questions are those with a relevant pid, in numeric id order; ``max_queries`` keeps the first N.
     ``cache_dir`` holds the ``datasets`` Arrow cache (default: a temporary directory, removed afterwards).
-    Errors: a qrels qid in no queries file, a used pid missing from a collection, a duplicate id.
+    Errors besides malformed rows: a qrels qid in no queries file, a used pid missing from a collection, a
+    used id twice in one file.
     """
-    root, languages = Path(root), sorted(set(languages))
+    root, languages = Path(root), sorted(set(_as_list(languages)))
     if not languages:
         raise ValueError("no languages")
     if max_queries is not None and (type(max_queries) is not int or max_queries < 1):
@@ -262,16 +268,18 @@ def load_parallel_collection(root: str | Path, languages: Iterable[str],
 
 
 def _unique_rows(path: Path, id_column: str, cache: Path, keep: Container[str]) -> dict[str, str]:
-    """``id -> text`` of the rows of a two-column file whose id is in ``keep`` (every row is checked)."""
+    """``id -> text`` of the rows of a two-column file whose id is in ``keep``.
+
+    Every row is checked for its fields; duplicates only among the kept ids (a whole collection's id set
+    would not fit in memory)."""
     out: dict[str, str] = {}
     first: dict[str, int] = {}
     for line, (key, text) in _read_tsv(path, (id_column, "text"), cache):
-        if key in first:
-            raise DataError(path, f"duplicate id (first on line {first[key]})", record=f"line {line}",
-                            field=id_column)
-        first[key] = line
         if key in keep:
-            out[key] = text
+            if key in first:
+                raise DataError(path, f"duplicate id (first on line {first[key]})", record=f"line {line}",
+                                field=id_column)
+            first[key], out[key] = line, text
     return out
 
 

@@ -12,9 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from hybridbatch.baselines import bm25_lareqa
+from hybridbatch.data import DataError, load_prepared
 from hybridbatch.io import atomic_path, write_json
 from hybridbatch.params import load_section, setup_logging
 
@@ -26,11 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = load_section(args.params, "bm25")
     prepared, dataset = Path(p["prepared_dir"]), p["dataset"]
-    qs = pd.read_parquet(prepared / "questions.parquet")
-    cs = pd.read_parquet(prepared / "candidates.parquet")
-    qs, cs = qs[qs["dataset"] == dataset], cs[cs["dataset"] == dataset]
-    if qs.empty:
-        print(f"error: no questions of dataset {dataset!r} in {prepared}", file=sys.stderr)
+    try:
+        qs, cs = load_prepared(prepared, dataset)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     result = bm25_lareqa(qs, cs, k1=p["k1"], b=p["b"])
     out = Path("results") / "bm25"

@@ -3,7 +3,8 @@
     python src/stages/evaluate.py --run zeroshot --model models/e5-small [--params params.yaml]
 
 Writes results/<run>/metrics.json (DVC metrics) and results/<run>/per_query.parquet (per-query AP, for
-significance tests and distributions).
+significance tests and distributions). Embeddings are cached under ``evaluate.cache_dir`` (keyed by the
+checkpoint's content and the texts), so re-running an evaluation of an unchanged model skips encoding.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pandas as pd
 import torch
 
 from hybridbatch.alignment import evaluate_tatoeba
+from hybridbatch.cache import CachingEncoder
+from hybridbatch.data import DataError, load_prepared
 from hybridbatch.encoder import DualEncoder
 from hybridbatch.evaluation import evaluate_lareqa
 from hybridbatch.io import atomic_path, write_json
@@ -35,15 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(p.get("threads") or os.cpu_count() or 1)
     prepared = Path(p["prepared_dir"])
     dataset = p["dataset"]
-    all_questions = pd.read_parquet(prepared / "questions.parquet")
-    cs = pd.read_parquet(prepared / "candidates.parquet")
-    qs, cs = all_questions[all_questions["dataset"] == dataset], cs[cs["dataset"] == dataset]
-    if qs.empty:
-        print(f"error: no questions of dataset {dataset!r} in {prepared}", file=sys.stderr)
+    try:
+        qs, cs = load_prepared(prepared, dataset)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    all_questions = pd.read_parquet(prepared / "questions.parquet", columns=["dataset", "lang"])
     seen, seen_from = training_languages(args.model, all_questions, load_section(args.params, "train"),
                                          p["reference_languages"])
     encoder = DualEncoder(args.model, max_length=p["max_length"])
+    if p.get("cache_dir"):
+        encoder = CachingEncoder(encoder, p["cache_dir"])
     result = evaluate_lareqa(encoder, qs, cs, candidate_text=p["candidate_text"], max_tokens=p["max_tokens"],
                              seen_languages=seen)
     out = Path("results") / args.run

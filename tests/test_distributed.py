@@ -68,3 +68,35 @@ def test_two_process_loss_and_gradients_equal_one_process(runs):
             assert torch.linalg.norm(rank["grads"][k] - g) <= 1e-4 * torch.linalg.norm(g) + 1e-9, k
     w0, w1 = runs[2][0]["weights"], runs[2][1]["weights"]
     assert all(torch.equal(w0[k], w1[k]) for k in w0)  # replicas stay identical
+
+
+def test_train_under_torchrun_matches_one_process(tmp_path_factory):
+    """The whole ``train()`` under torchrun: rank 0 writes the outputs; curves and weights match 1 process."""
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    tmp = tmp_path_factory.mktemp("dist-train")
+    model = make_tiny_model(tmp / "model", dropout=0.0)
+    prepared = make_prepared(tmp / "prepared")
+    entry = Path(__file__).parent / "helpers" / "train_entry.py"
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'src'}", OMP_NUM_THREADS="1")
+    cfg = {**CFG, "hard_negatives": 0, "steps": 3, "val_batches": 2, "eval_every": 3, "checkpoint_every": 1}
+    for world in (1, 2):
+        args = json.dumps({"model": str(model), "prepared": str(prepared), "strategy": "hybrid", "cfg": cfg,
+                           "out": str(tmp / f"w{world}" / "model"), "live": str(tmp / f"w{world}" / "live"),
+                           "ckpt": str(tmp / f"w{world}" / "ckpt")})
+        launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+                    if world == 2 else [sys.executable])
+        proc = subprocess.run([*launcher, str(entry), args], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    s1, s2 = (json.loads((tmp / f"w{w}" / "model" / "training_summary.json").read_text()) for w in (1, 2))
+    assert (s1["world_size"], s2["world_size"]) == (1, 2)
+    assert s1["batches"] == s2["batches"] and s1["pairs_by_language"] == s2["pairs_by_language"]
+    assert [v["val_loss"] for v in s2["validation"]] == pytest.approx([v["val_loss"] for v in s1["validation"]],
+                                                                       rel=1e-4)
+    curve = lambda w: pd.read_csv(tmp / f"w{w}" / "live" / "plots" / "metrics" / "train" / "loss.tsv",  # noqa: E731
+                                  sep="\t")["loss"].tolist()
+    assert curve(2) == pytest.approx(curve(1), rel=1e-4) and len(curve(1)) == 3
+    a, b = (load_file(tmp / f"w{w}" / "model" / "model.safetensors") for w in (1, 2))
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-4)

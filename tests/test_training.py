@@ -70,6 +70,9 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path, tiny, prepared):
     a = load_file(tmp_path / "ref" / "model" / "model.safetensors")
     b = load_file(tmp_path / "run" / "model" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the whole checkpoint directory is a function of the inputs (no timings): DVC sees the same output
+    for name in ("training_summary.json", "config.json", "tokenizer.json", "hybridbatch_encoder.json"):
+        assert (tmp_path / "ref" / "model" / name).read_bytes() == (tmp_path / "run" / "model" / name).read_bytes()
     assert losses(tmp_path / "run" / "live") == losses(tmp_path / "ref" / "live")  # 6 rows, no duplicates
     assert len(losses(tmp_path / "ref" / "live")) == 6
     assert not (tmp_path / "run" / "ckpt").exists()  # removed after success

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import math
 import os
@@ -429,12 +430,31 @@ class Checkpoints:
 
 
 class _NoLive:
-    """Stands in for dvclive on ranks other than 0."""
+    """Stands in for dvclive on ranks other than 0: every logging call does nothing."""
 
-    summary: dict = {}
+    def __init__(self) -> None:
+        self.summary: dict = {}
+        self.step = 0
+
+    def __enter__(self) -> "_NoLive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
 
     def __getattr__(self, name):
         return lambda *a, **k: None
+
+
+def _inputs_fingerprint(base_model: str | os.PathLike, prepared_dir: str | os.PathLike) -> dict:
+    """Content hashes of what a run starts from, so a checkpoint of other inputs is never resumed."""
+    from .cache import checkpoint_fingerprint
+
+    tables = sorted(Path(prepared_dir).glob("*.parquet"))
+    digest = hashlib.sha256()
+    for t in tables:
+        digest.update(t.name.encode() + b"\0" + t.read_bytes())
+    return {"base_model_sha256": checkpoint_fingerprint(base_model), "prepared_sha256": digest.hexdigest()}
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -471,7 +491,7 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
     tmp_ckpt = tempfile.TemporaryDirectory(prefix="hybridbatch-ckpt-") if checkpoint_dir is None else None
     ckpt = Checkpoints(checkpoint_dir or tmp_ckpt.name,
                        {"strategy": strategy, "base_model": str(base_model), "world_size": dist_ctx.world_size,
-                        **cfg.model_dump()})
+                        **_inputs_fingerprint(base_model, prepared_dir), **cfg.model_dump()})
     work_live = Path(ckpt.root) / "live"
     state = ckpt.latest()
     start, kinds, langs, history, elapsed0 = 0, Counter(), Counter(), [], 0.0
@@ -541,13 +561,15 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
                 os.kill(os.getpid(), signal.SIGKILL)
         seconds = time.perf_counter() - start_time
         live.summary["train_seconds"] = round(seconds, 1)
+        live.summary["pairs_per_s"] = round(cfg.steps * cfg.batch_size / seconds, 2)
     if best["step"] is not None and best["step"] < cfg.steps:
         logger.info("keeping the best checkpoint: step %d (validation loss %.4f)", best["step"], best["val_loss"])
         encoder.model.load_state_dict(ckpt.load_best())
+    # training_summary.json holds no timings: the checkpoint directory is a function of the inputs only, so a
+    # re-run that reproduces the weights leaves DVC's hash unchanged (timings: the dvclive summary)
     summary = {"strategy": strategy, "steps": cfg.steps, "batch_size": cfg.batch_size,
                "sources": list(sources), "train_languages": train_langs,
                "batches": dict(kinds), "pairs_by_language": dict(sorted(langs.items())),
-               "train_seconds": round(seconds, 1), "pairs_per_s": round(cfg.steps * cfg.batch_size / seconds, 2),
                "validation": history, "best_step": best["step"] if cfg.keep_best else None,
                "train_questions": len(train_data.langs_of), "parameters": encoder.num_parameters(),
                "world_size": dist_ctx.world_size}
@@ -560,6 +582,6 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
         ckpt.clear()
     if tmp_ckpt is not None:
         tmp_ckpt.cleanup()
-    logger.info("trained %s in %.0f s (%.1f pairs/s); batches %s", strategy, seconds, summary["pairs_per_s"],
-                dict(kinds))
-    return summary
+    logger.info("trained %s in %.0f s (%.1f pairs/s); batches %s", strategy, seconds,
+                cfg.steps * cfg.batch_size / seconds, dict(kinds))
+    return {**summary, "train_seconds": round(seconds, 1), "pairs_per_s": round(cfg.steps * cfg.batch_size / seconds, 2)}

@@ -36,7 +36,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        # a mapping whose keys are all new in params.yaml would be one value; we recurse only into sections
+        # only the top level (sections) is descended into: a mapping inside a section is one value
         if isinstance(value, dict) and prefix == "":
             out.update(_flatten(value, f"{path}."))
         else:
@@ -48,10 +48,9 @@ def overlay_overrides(overlay_path: str | os.PathLike, params_path: str | os.Pat
     """``dvc exp run -S`` arguments (``section.key=value``) that apply an overlay file to params.yaml.
 
     Every overlay key must exist in params.yaml (a typo is an error, not a silently ignored setting);
-    values are written as JSON, which DVC parses as YAML.
+    values are written as one-line YAML (floats keep their dot, ``3.0e-05``, so YAML 1.1 and 1.2 parsers
+    both read a number).
     """
-    import json
-
     overlay = yaml.safe_load(Path(overlay_path).read_text(encoding="utf-8")) or {}
     params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8")) or {}
     out = []
@@ -59,7 +58,8 @@ def overlay_overrides(overlay_path: str | os.PathLike, params_path: str | os.Pat
         section, _, key = path.partition(".")
         if section not in params or not key or key not in params[section]:
             raise SystemExit(f"error: {overlay_path}: {path} is not a key of {params_path}")
-        out.append(f"{path}={json.dumps(value, ensure_ascii=False)}")
+        text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
+        out.append(f"{path}={text.removesuffix('...').strip()}")
     return out
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
 
 from hybridbatch.io import atomic_path, write_json
@@ -418,3 +419,33 @@ def load_prepared(prepared_dir: str | Path, dataset: str) -> tuple[pd.DataFrame,
     if qs.empty:
         raise DataError(prepared_dir / "questions.parquet", f"no questions of dataset {dataset!r}")
     return qs.reset_index(drop=True), cs.reset_index(drop=True)
+
+
+def sample_paragraphs(questions: pd.DataFrame, candidates: pd.DataFrame, fraction: float, seed: int,
+                      pivot: str = PIVOT_LANG) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded evaluation subset of one dataset: whole paragraphs, parallel across languages.
+
+    A share ``fraction`` of the ``pivot`` language's answer paragraphs is drawn (numpy ``default_rng(seed)``
+    over the sorted paragraph keys); every question whose pivot answer lies in a drawn paragraph is kept in
+    every language, and in every language the candidates are all sentences of the paragraphs that hold a
+    kept question's answer. The pool stays LAReQA-shaped (each kept question keeps its answer sentence in
+    every language, plus its paragraph's other sentences as distractors), only smaller. ``fraction >= 1``
+    returns the frames unchanged (the paper's protocol).
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"evaluation sample fraction must be in (0, 1], got {fraction!r}")
+    if fraction >= 1.0:
+        return questions, candidates
+    pivot_q = questions[questions["lang"] == pivot]
+    if pivot_q.empty:
+        raise ValueError(f"cannot sample paragraphs: no questions in the pivot language {pivot!r}")
+    pivot_para = paragraph_of(pivot_q["answer_key"])
+    paragraphs = sorted(set(pivot_para))
+    n = max(1, int(round(fraction * len(paragraphs))))
+    drawn = set(np.random.default_rng(seed).choice(paragraphs, size=n, replace=False).tolist())
+    keep = set(pivot_q.loc[pivot_para.isin(drawn).to_numpy(), "qid"])
+    q = questions[questions["qid"].isin(keep)].reset_index(drop=True)
+    c = candidates[paragraph_of(candidates["key"]).isin(set(paragraph_of(q["answer_key"])))].reset_index(drop=True)
+    logger.info("evaluation sample: %d of %d %s paragraphs -> %d questions, %d candidates", n, len(paragraphs),
+                pivot, len(q), len(c))
+    return q, c

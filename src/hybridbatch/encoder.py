@@ -77,6 +77,27 @@ class DualEncoder(torch.nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    def parameter_counts(self) -> dict[str, int]:
+        """All parameters, and those outside the embedding layer (the transformer's size; the word-embedding
+        table of a 250k-token multilingual vocabulary dominates the total of a small model)."""
+        embeddings = getattr(self.model, "embeddings", None)
+        emb = sum(p.numel() for p in embeddings.parameters()) if embeddings is not None else 0
+        total = self.num_parameters()
+        return {"parameters": total, "non_embedding_parameters": total - emb,
+                "layers": int(getattr(self.model.config, "num_hidden_layers", 0))}
+
+    def keep_layers(self, k: int) -> "DualEncoder":
+        """Keep the first ``k`` transformer layers (a smaller model of the same family; offline size ladder)."""
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if not isinstance(layers, torch.nn.ModuleList):
+            raise ValueError(f"{self.name_or_path}: no encoder.layer stack to truncate "
+                             f"({type(self.model).__name__} is not a BERT/XLM-R-style encoder)")
+        if not 1 <= k <= len(layers):
+            raise ValueError(f"{self.name_or_path}: cannot keep {k} of its {len(layers)} layers")
+        self.model.encoder.layer = torch.nn.ModuleList(list(layers)[:k])
+        self.model.config.num_hidden_layers = k
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

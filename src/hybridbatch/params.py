@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,49 @@ def load_section(path: str | os.PathLike, section: str) -> dict[str, Any]:
     if not isinstance(params.get(section), dict):
         raise SystemExit(f"error: {path} has no '{section}' section")
     return params[section]
+
+
+class FoldError(ValueError):
+    """A `folds` entry of params.yaml that is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cross-dataset fold: train on ``train``, evaluate zero-shot on ``eval`` (PAPER.md §7)."""
+
+    name: str
+    train: str  # training dataset (prepared table name, e.g. mlqa_r)
+    eval: str  # evaluation dataset, never seen in training
+    language_order: tuple[str, ...]  # the fixed order of the nested training-language subsets
+
+    def first_languages(self, n: int | None) -> list[str] | None:
+        """The first ``n`` languages of ``language_order`` (``None``: all of the training dataset)."""
+        if n is None:
+            return None
+        if not 1 <= n <= len(self.language_order):
+            raise FoldError(f"fold {self.name}: cannot take {n} training languages from language_order "
+                            f"{list(self.language_order)}")
+        return list(self.language_order[:n])
+
+
+def load_fold(path: str | os.PathLike, name: str) -> Fold:
+    """``folds.<name>`` of the params file, validated."""
+    folds = load_section(path, "folds")
+    if name not in folds:
+        raise FoldError(f"{path}: fold {name!r} is not in the `folds` section (has {sorted(folds)})")
+    spec = folds[name]
+    where = f"{path}: folds.{name}"
+    if not isinstance(spec, dict) or set(spec) != {"train", "eval", "language_order"}:
+        raise FoldError(f"{where} must be a mapping with exactly the keys train, eval, language_order; got {spec!r}")
+    if not all(isinstance(spec[k], str) for k in ("train", "eval")):
+        raise FoldError(f"{where}: train and eval must be dataset names, got {spec['train']!r}, {spec['eval']!r}")
+    if spec["train"] == spec["eval"]:
+        raise FoldError(f"{where}: train and eval are both {spec['train']!r}; the protocol is cross-dataset")
+    order = spec["language_order"]
+    if not isinstance(order, list) or not order or not all(isinstance(x, str) for x in order) \
+            or len(set(order)) != len(order):
+        raise FoldError(f"{where}.language_order must be a non-empty list of distinct language codes, got {order!r}")
+    return Fold(name, spec["train"], spec["eval"], tuple(order))
 
 
 def setup_logging() -> None:

@@ -461,12 +461,14 @@ def _inputs_fingerprint(base_model: str | os.PathLike, prepared_dir: str | os.Pa
 
 def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strategy: str, cfg: TrainConfig,
           out_dir: str | os.PathLike, live_dir: str | os.PathLike,
-          checkpoint_dir: str | os.PathLike | None = None) -> dict:
+          checkpoint_dir: str | os.PathLike | None = None, run_config: dict | None = None) -> dict:
     """Fine-tune ``base_model`` with ``strategy``; write the checkpoint to ``out_dir`` atomically.
 
     Curves go to ``live_dir`` (dvclive), copied there atomically at the end. ``checkpoint_dir`` holds the
     resumable state (default: a temporary directory, i.e. no resume); it is removed after success.
     Under ``torchrun`` / ``accelerate launch`` the run is data-parallel (rank 0 writes every output).
+    ``run_config`` (the run's place in the experiment grid: fold, strategy, seed, ...) is stored in the
+    checkpoint's ``training_summary.json`` under ``config``, completed with the training languages and sizes.
     """
     from dvclive import Live
 
@@ -567,11 +569,15 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
         encoder.model.load_state_dict(ckpt.load_best())
     # training_summary.json holds no timings: the checkpoint directory is a function of the inputs only, so a
     # re-run that reproduces the weights leaves DVC's hash unchanged (timings: the dvclive summary)
-    summary = {"strategy": strategy, "steps": cfg.steps, "batch_size": cfg.batch_size,
+    counts = encoder.parameter_counts()
+    config = {**(run_config or {}), "strategy": strategy, "layers": counts["layers"],
+              "n_languages": len(train_langs), "train_languages": train_langs}
+    summary = {"config": config, "strategy": strategy, "steps": cfg.steps, "batch_size": cfg.batch_size,
                "sources": list(sources), "train_languages": train_langs,
                "batches": dict(kinds), "pairs_by_language": dict(sorted(langs.items())),
                "validation": history, "best_step": best["step"] if cfg.keep_best else None,
-               "train_questions": len(train_data.langs_of), "parameters": encoder.num_parameters(),
+               "train_questions": len(train_data.langs_of), "parameters": counts["parameters"],
+               "non_embedding_parameters": counts["non_embedding_parameters"],
                "world_size": dist_ctx.world_size}
     if dist_ctx.main:
         with atomic_dir(out_dir) as tmp:

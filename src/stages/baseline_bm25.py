@@ -1,9 +1,10 @@
-"""Stage `bm25`: the lexical reference for monolingual retrieval (Mo. only) on the evaluation dataset.
+"""Stage `bm25`: the lexical reference for monolingual retrieval (Mo. only) on a fold's evaluation dataset.
 
-    python src/stages/baseline_bm25.py [--params params.yaml]
+    python src/stages/baseline_bm25.py --run mlqa2xquad-bm25 --fold mlqa2xquad [--params params.yaml]
 
-Writes results/bm25/metrics.json (same keys as a dense run's Mo. metrics; Cr./Mul. are not computed) and
-results/bm25/per_query.parquet.
+Evaluates the same paragraph sample as the dense runs (``evaluate.sample_fraction`` / ``sample_seed``).
+Writes results/<run>/metrics.json (a ``config`` block and the same keys as a dense run's Mo. metrics;
+Cr./Mul. are not computed) and results/<run>/per_query.parquet.
 """
 
 from __future__ import annotations
@@ -12,29 +13,42 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from hybridbatch.baselines import bm25_lareqa
-from hybridbatch.data import DataError, load_prepared
+from hybridbatch.data import DataError, load_prepared, sample_paragraphs
 from hybridbatch.io import atomic_path, write_json
-from hybridbatch.params import load_section, setup_logging
+from hybridbatch.params import FoldError, load_fold, load_section, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="run name: results/<run>/")
+    ap.add_argument("--fold", required=True, help="a key of the `folds` section: its `eval` dataset is evaluated")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
     p = load_section(args.params, "bm25")
-    prepared, dataset = Path(p["prepared_dir"]), p["dataset"]
+    sample = load_section(args.params, "evaluate")
+    prepared = Path(p["prepared_dir"])
     try:
-        qs, cs = load_prepared(prepared, dataset)
-    except DataError as exc:
+        fold = load_fold(args.params, args.fold)
+        qs, cs = load_prepared(prepared, fold.eval)
+        qs, cs = sample_paragraphs(qs, cs, sample["sample_fraction"], sample["sample_seed"])
+    except (DataError, FoldError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result = bm25_lareqa(qs, cs, k1=p["k1"], b=p["b"])
-    out = Path("results") / "bm25"
+    questions = pd.read_parquet(prepared / "questions.parquet", columns=["dataset", "lang"])
+    config = {"run": args.run, "fold": fold.name, "strategy": "bm25", "seed": None, "alpha": None, "layers": None,
+              "n_languages": None, "parameters": None, "non_embedding_parameters": None, "eval_dataset": fold.eval,
+              "train_languages": sorted(set(questions.loc[questions["dataset"] == fold.train, "lang"]))}
+    out = Path("results") / args.run
     with atomic_path(out / "per_query.parquet") as tmp:
         result["per_query"].to_parquet(tmp, index=False)
-    write_json(out / "metrics.json", {dataset: {"run": "bm25", **result["summary"]}})
+    write_json(out / "metrics.json", {"config": dict(sorted(config.items())),
+                                      fold.eval: {"run": args.run, "sample_fraction": sample["sample_fraction"],
+                                                  **result["summary"]}})
     return 0
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "paired_randomization_test",
     "holm",
     "compare_runs",
+    "average_runs",
 ]
 
 KEYS = ["query_lang", "corpus_lang", "qid"]
@@ -276,3 +277,42 @@ def compare_runs(per_query: dict[str, pd.DataFrame], baseline: str, settings=("m
     table["p_holm"] = [adjusted[str(i)] for i in range(len(table))]
     table["significant"] = table["p_holm"] < alpha
     return table[columns]
+
+
+def average_runs(frames: list[pd.DataFrame], value: str = "ap") -> pd.DataFrame:
+    """Per-query mean of ``value`` over several runs of one system (e.g. its seeds).
+
+    Every frame must hold exactly the same ``(setting, query_lang, corpus_lang, qid)`` keys, each once,
+    without missing values; the result has those key columns and ``value`` (the mean over the runs),
+    sorted by the keys. Because the macro mean is linear, ``macro_mean`` of the result is the mean over
+    the runs of their macro means, and a paired test on it compares seed-averaged systems with the
+    question id as the unit.
+    """
+    if not frames:
+        raise ValueError("no runs to average")
+    cols = ["setting", *KEYS]
+    base: pd.DataFrame | None = None
+    values = []
+    for i, df in enumerate(frames):
+        missing = [c for c in cols + [value] if c not in df.columns]
+        if missing:
+            raise ValueError(f"run {i}: per-query frame lacks column(s) {missing}")
+        sub = df[cols + [value]]
+        dup = sub.duplicated(cols)
+        if dup.any():
+            raise ValueError(f"run {i}: {int(dup.sum())} duplicated (setting, query_lang, corpus_lang, qid) key(s)")
+        if sub.isna().any().any():
+            raise ValueError(f"run {i}: missing values in columns {cols + [value]}")
+        sub = sub.sort_values(cols, kind="stable").reset_index(drop=True)
+        keys = sub[cols].astype(str)
+        if base is None:
+            base = keys
+        elif len(keys) != len(base) or not (keys.to_numpy() == base.to_numpy()).all():
+            m = base.merge(keys, on=cols, how="outer", indicator=True)
+            raise ValueError(f"run {i} does not cover the same queries as run 0: "
+                             f"{int((m['_merge'] == 'left_only').sum())} key(s) only in run 0, "
+                             f"{int((m['_merge'] == 'right_only').sum())} only in run {i}")
+        values.append(sub[value].to_numpy(dtype=float))
+    out = base.copy()
+    out[value] = np.mean(values, axis=0)
+    return out

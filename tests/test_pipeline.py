@@ -19,7 +19,12 @@ import yaml
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "prepare": {"max_questions": 40, "tatoeba": ["deu"]},
+    # MLQA-R is not fully parallel: among its first 40 questions some languages hold too few answer groups
+    # for a batch of 4, so the tiny profile keeps four of its languages
+    "prepare": {"max_questions": 40, "tatoeba": ["deu"],
+                "datasets": {"xquad_r": ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"],
+                             "mlqa_r": ["ar", "en", "es", "hi"]}},
+    "folds": {"mlqa2xquad": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "ar", "es", "hi"]}},
     "grid": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2],
              "scaling_fold": "mlqa2xquad", "scaling_seed": 1, "scaling_strategies": ["xx", "hybrid"],
              "layers": [2], "n_languages": [2], "alphas": [0.25]},
@@ -32,7 +37,8 @@ MAIN = [f"{fold}-{s}-s{seed}" for fold in ("mlqa2xquad", "xquad2mlqa") for s in 
 SCALING = ["mlqa2xquad-L2-xx-s1", "mlqa2xquad-L2-hybrid-s1", "mlqa2xquad-n2-xx-s1", "mlqa2xquad-n2-hybrid-s1",
            "mlqa2xquad-hybrid-a0.25-s1"]
 EVAL_DATASET = {"mlqa2xquad": "xquad_r", "xquad2mlqa": "mlqa_r"}
-N_CROSS_PAIRS = {"xquad_r": 110, "mlqa_r": 42}  # 11 x 10 and 7 x 6 ordered language pairs
+N_CROSS_PAIRS = {"xquad_r": 110, "mlqa_r": 12}  # 11 x 10 and 4 x 3 ordered language pairs
+MLQA_LANGS = ["ar", "en", "es", "hi"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -87,8 +93,8 @@ def test_every_run_of_the_grid_is_evaluated(tiny_repo):
         assert config["layers"] == (2 if "-L2-" in run else 12)
         assert config["parameters"] > config["non_embedding_parameters"] > 0
     # seen languages: a run's own training languages; the zero-shot encoder is split by the fold's
-    assert metrics(root, "mlqa2xquad-zeroshot")["xquad_r"]["seen_languages"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]
-    assert metrics(root, "mlqa2xquad-hybrid-s1")["config"]["train_languages"] == ["ar", "de", "en", "es", "hi", "vi", "zh"]
+    assert metrics(root, "mlqa2xquad-zeroshot")["xquad_r"]["seen_languages"] == MLQA_LANGS
+    assert metrics(root, "mlqa2xquad-hybrid-s1")["config"]["train_languages"] == MLQA_LANGS
     n2 = metrics(root, "mlqa2xquad-n2-hybrid-s1")
     assert n2["config"]["train_languages"] == ["ar", "en"] and n2["config"]["n_languages"] == 2  # language_order[:2]
     assert n2["xquad_r"]["seen"]["languages"] == ["ar", "en"] and "de" in n2["xquad_r"]["unseen"]["languages"]

@@ -335,3 +335,23 @@ def test_report_stage_passes_the_four_parameters():
     assert p == {"params_file": "params.yaml", "results_dir": "results", "tables_dir": "paper/tables",
                  "figures_dir": "figures"}
     assert stage.parameters("x.yaml", [["n_resamples", "100"]])["n_resamples"] == "100"
+
+
+def test_headline_intervals_bracket_the_seed_mean(results_dir, main_results):
+    from hybridbatch.stats import cluster_bootstrap_ci
+
+    ci = R.headline_intervals(results_dir, fake_params(), n_resamples=500)
+    s = R.summary_lookup(R.seed_summary(main_results, ["map_mo", "map_cr", "map_mul"]))
+    for _, r in ci.iterrows():
+        mean = s[(r["dataset"], r["strategy"], f"map_{r['setting']}")][0]
+        assert r["map"] == pytest.approx(mean)  # macro mean of seed-averaged AP = mean of the seeds' macro means
+        assert r["ci_low"] <= r["map"] <= r["ci_high"] and r["ci_low"] < r["ci_high"]
+    bm25 = ci[ci["strategy"] == "bm25"]
+    assert set(bm25["setting"]) == {"mo"} and set(bm25["n_runs"]) == {1}
+    # a single run's interval is exactly stats.cluster_bootstrap_ci on its own per-query file
+    zs = ci[(ci["strategy"] == "zeroshot") & (ci["setting"] == "mul") & (ci["dataset"] == "xquad_r")].iloc[0]
+    run = R.run_name("mlqa2xquad", "zeroshot")
+    expected = cluster_bootstrap_ci(R.load_per_query(results_dir, run), "mul", n_resamples=500, seed=0)
+    assert (zs["ci_low"], zs["ci_high"]) == pytest.approx(expected)
+    table = R.intervals_table(ci, n_resamples=500)
+    assert len(re.findall(r"\d \[\d", table)) == len(ci) and "cluster-bootstrap" in table and r"\emph{MLQA-R}" in table

@@ -990,3 +990,53 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
                r"fold's language order; $\alpha$: probability of a monolingual batch. Seen / unseen: query languages "
                r"inside / outside the run's training languages (--: none).")
     return booktabs(header, body, align="lcrcc" + "c" * len(heads), caption=caption, label=label, size=r"\footnotesize")
+
+
+# ------------------------------------------------------------------------ confidence of headline numbers
+
+def headline_intervals(results_dir: str | os.PathLike, params: dict, *, n_resamples: int = 10000, seed: int = 0,
+                       confidence: float = 0.95) -> pd.DataFrame:
+    """A cluster-bootstrap CI for every headline mAP of the main grid (each strategy's Mo./Cr./Mul.).
+
+    Each strategy's per-query AP is averaged over its seeds (:func:`seed_averaged_per_query`; zero-shot and
+    BM25 have one run), then :func:`stats.cluster_bootstrap_ci` resamples question ids, each bringing all of
+    its parallel versions. The interval covers the variation over questions, not over training seeds (the
+    tables' sd). Columns: ``dataset, strategy, setting, map, ci_low, ci_high, n_runs``.
+    """
+    specs = grid_runs(params, "main")
+    rows = []
+    for (ds, strategy), group in specs.groupby(["eval_dataset", "strategy"], sort=False):
+        per_query = seed_averaged_per_query(results_dir, list(group["run"]), "ap")
+        for setting in SETTINGS:
+            if not (per_query["setting"] == setting).any():
+                continue
+            low, high = stats.cluster_bootstrap_ci(per_query, setting, "ap", n_resamples=n_resamples, seed=seed,
+                                                   confidence=confidence)
+            rows.append({"dataset": ds, "strategy": strategy, "setting": setting,
+                         "map": stats.macro_mean(per_query, setting, "ap"), "ci_low": low, "ci_high": high,
+                         "n_runs": len(group)})
+    return pd.DataFrame(rows, columns=["dataset", "strategy", "setting", "map", "ci_low", "ci_high", "n_runs"])
+
+
+def intervals_table(ci: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 10000,
+                    label: str = "tab:confidence") -> str:
+    """Every headline mAP with its bootstrap interval: one block per dataset, one row per strategy."""
+    header = [" & ".join(["Sampling"] + [SETTING_LABELS[s] + " mAP [CI]" for s in SETTINGS]) + r" \\"]
+    body: list = []
+    for i, ds in enumerate(ordered(set(ci["dataset"]), DATASET_ORDER)):
+        if i:
+            body.append(r"\midrule")
+        body.append(rf"\multicolumn{{{len(SETTINGS) + 1}}}{{l}}{{\emph{{{DATASET_LABELS.get(ds, ds)}}}}} \\")
+        sub = ci[ci["dataset"] == ds]
+        for strategy in ordered(set(sub["strategy"]), STRATEGY_ORDER):
+            row = [strategy_label(strategy)]
+            for setting in SETTINGS:
+                r = sub[(sub["strategy"] == strategy) & (sub["setting"] == setting)]
+                row.append(MISSING if r.empty else
+                           f"{fmt(r['map'].iloc[0])} [{fmt(r['ci_low'].iloc[0])}, {fmt(r['ci_high'].iloc[0])}]")
+            body.append(row)
+    caption = (rf"Headline mAP with {100 * confidence:g}\% cluster-bootstrap confidence intervals over questions "
+               rf"({n_resamples:,} resamples; a question brings all its parallel versions), {OURS}. Trained "
+               r"strategies: per-query AP averaged over seeds first, so the interval shows the uncertainty from "
+               r"the sample of questions, not from training seeds (the sd of Table~\ref{tab:main}).")
+    return booktabs(header, body, align="l" + "c" * len(SETTINGS), caption=caption, label=label)

@@ -28,7 +28,8 @@ NOTEBOOKS = ("main", "per_language", "bias", "scaling")
 # exactly what each notebook writes (besides notebooks/executed/<name>.ipynb): the DVC stages' outs
 OUTPUTS = {
     "main": ["paper/tables/main.tex", "paper/tables/recall.tex", "paper/tables/rank_distance.tex",
-             "paper/tables/significance.tex", "paper/tables/paper_vs_ours.tex", "figures/main.pdf", "figures/main.png"],
+             "paper/tables/significance.tex", "paper/tables/confidence.tex", "paper/tables/paper_vs_ours.tex",
+             "figures/main.pdf", "figures/main.png"],
     "per_language": ["paper/tables/per_language_xquad_r.tex", "paper/tables/per_language_mlqa_r.tex",
                      "paper/tables/tatoeba.tex", "figures/heatmaps.pdf", "figures/heatmaps.png", "figures/tatoeba.pdf",
                      "figures/tatoeba.png"],

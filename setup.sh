@@ -20,7 +20,8 @@ if ! command -v latexmk >/dev/null 2>&1 && [ -z "${HYBRIDBATCH_NO_TEX:-}" ]; the
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup.sh: installing latexmk + texlive-latex-recommended (the paper stage's PDF) ..."
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends latexmk texlive-latex-recommended >/dev/null
+    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends latexmk texlive-latex-recommended >/dev/null; } \
+      || echo "setup.sh: warning: could not install TeX with apt-get; the 'paper' stage needs latexmk" >&2
   else
     echo "setup.sh: latexmk not found; the 'paper' stage needs it: apt-get install latexmk texlive-latex-recommended" >&2
   fi

@@ -490,7 +490,7 @@ def compare_strategies(per_query: dict[tuple[str, str], pd.DataFrame], target: s
     p_holm, effect_size, n_queries, significant`` (``p_holm < alpha``).
     """
     datasets = ordered((d for d, _ in per_query), DATASET_ORDER)
-    rows = []
+    parts = []
     for ds in datasets:
         if (ds, target) not in per_query:
             continue
@@ -500,21 +500,19 @@ def compare_strategies(per_query: dict[tuple[str, str], pd.DataFrame], target: s
             if (ds, base) not in per_query or base == target:
                 continue
             ref = per_query[(ds, base)]
-            for setting in settings:
-                if not ((ref["setting"] == setting).any() and (tgt["setting"] == setting).any()):
-                    continue
-                t = stats.paired_randomization_test(ref, tgt, setting, value=value, n_resamples=n_resamples,
-                                                    seed=seed, confidence=confidence)
-                rows.append({"dataset": ds, "baseline": base, "setting": setting,
-                             "mean_baseline": stats.macro_mean(ref, setting, value),
-                             "mean_target": stats.macro_mean(tgt, setting, value), "diff": t["diff"],
-                             "ci_low": t["ci"][0], "ci_high": t["ci"][1], "p_value": t["p_value"],
-                             "effect_size": t["effect_size"], "n_queries": t["n_queries"]})
+            present = [st for st in settings if (ref["setting"] == st).any() and (tgt["setting"] == st).any()]
+            if not present:
+                continue
+            # stats.compare_runs: target minus this baseline per setting (its Holm is redone over all rows below)
+            t = stats.compare_runs({base: ref, target: tgt}, base, present, value=value, n_resamples=n_resamples,
+                                   confidence=confidence, seed=seed)
+            parts.append(t.rename(columns={"mean_a": "mean_baseline", "mean_b": "mean_target"})
+                         .assign(dataset=ds, baseline=base))
     columns = ["dataset", "baseline", "setting", "mean_baseline", "mean_target", "diff", "ci_low", "ci_high",
                "p_value", "p_holm", "effect_size", "n_queries", "significant"]
-    if not rows:
+    if not parts:
         return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(rows)
+    table = pd.concat(parts, ignore_index=True)
     adjusted = stats.holm({str(i): p for i, p in enumerate(table["p_value"])})
     table["p_holm"] = [adjusted[str(i)] for i in range(len(table))]
     table["significant"] = table["p_holm"] < alpha

@@ -21,8 +21,11 @@ import time
 import torch
 
 from hybridbatch.encoder import DualEncoder
-from hybridbatch.samplers import answer_groups, build_sampler
-from hybridbatch.training import TrainConfig, Trainer, TrainingData
+from hybridbatch.samplers import answer_groups
+from hybridbatch.strategies import build_sampler
+from hybridbatch.params import TrainConfig
+from hybridbatch.training import Trainer
+from hybridbatch.trainingdata import TrainingData
 
 
 def main() -> None:
@@ -38,7 +41,8 @@ def main() -> None:
     cfg = TrainConfig(batch_size=args.batch_size, steps=args.steps + 1, warmup_steps=0,
                       freeze_word_embeddings=True, grad_cache_chunk=args.grad_cache_chunk)
     data = TrainingData.from_prepared(args.prepared, "mlqa_r")
-    sampler = build_sampler("hybrid", data.langs_of, answer_groups(data.answer_keys), cfg.batch_size, seed=0)
+    sampler = build_sampler("hybrid", data.langs_of, answer_groups(data.answer_keys), cfg.batch_size, seed=0,
+                            steps=cfg.steps)
     batches = [sampler.next_batch() for _ in range(args.steps + 1)]
 
     # -- ours

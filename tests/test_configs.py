@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from helpers.tiny import REPO, make_prepared, make_tiny_model
-from hybridbatch.params import overlay_overrides
+from hybridbatch.params import SECTIONS, TrainParams, overlay_overrides
 from hybridbatch.sources import load_source
-from hybridbatch.training import TrainConfig, TrainingData, build_training_sampler, train
+from hybridbatch.params import TrainConfig
+from hybridbatch.training import build_training_sampler, train
+from hybridbatch.trainingdata import TrainingData
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -26,7 +28,11 @@ def merged(overlay: Path) -> dict:
 
 
 def train_config(params: dict) -> TrainConfig:
-    section = {k: v for k, v in params["train"].items() if k not in ("base_model", "prepared_dir", "fold", "strategies")}
+    """Every section of the merged params validated by the one validator, then the train section's config."""
+    for name, model in SECTIONS.items():
+        if name in params:
+            model.model_validate(params[name])
+    section = TrainParams.model_validate(params["train"]).model_dump(exclude={"base_model", "prepared_dir"})
     return TrainConfig(**section)
 
 

@@ -17,7 +17,8 @@ from helpers.tiny import make_tiny_model
 from hybridbatch.data import DATASET_LANGS, load_prepared, paragraph_of, prepare, sample_paragraphs
 from hybridbatch.encoder import DualEncoder
 from hybridbatch.params import FoldError, load_fold
-from hybridbatch.samplers import answer_groups, build_sampler
+from hybridbatch.samplers import answer_groups
+from hybridbatch.strategies import build_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +152,7 @@ def test_hybrid_alpha_endpoints_are_exactly_xy_and_xx() -> None:
     groups = answer_groups(answers)
 
     def batches(strategy: str, alpha: float = 0.5):
-        s = build_sampler(strategy, langs_of, groups, batch_size=8, seed=5, alpha=alpha)
+        s = build_sampler(strategy, langs_of, groups, batch_size=8, seed=5, alpha=alpha, steps=30)
         return [s.next_batch() for _ in range(30)]
 
     assert batches("hybrid", 0.0) == batches("xy")

@@ -26,10 +26,11 @@ TINY = {
                              "mlqa_r": ["ar", "en", "es", "hi"]}},
     "folds": {"mlqa2xquad": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "ar", "es", "hi"]}},
     "grid": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2],
-             "scaling_fold": "mlqa2xquad", "scaling_seed": 1, "scaling_strategies": ["xx", "hybrid"],
+             "scaling_fold": "mlqa2xquad", "scaling_seeds": [1], "scaling_strategies": ["xx", "hybrid"],
              "layers": [2], "n_languages": [2], "alphas": [0.25]},
     "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "val_batches": 2, "eval_every": 1,
-              "max_passage_length": 64, "checkpoint_every": 1},
+              "max_passage_length": 64},
+    "execution": {"checkpoint_every": 1},
     "evaluate": {"sample_fraction": 1.0, "tatoeba_pairs": 20},
     "miracl": {"runs": {"mlqa2xquad-zeroshot": "models/e5-small"}},
 }
@@ -99,6 +100,15 @@ def test_every_run_of_the_grid_is_evaluated(tiny_repo):
     assert n2["config"]["train_languages"] == ["ar", "en"] and n2["config"]["n_languages"] == 2  # language_order[:2]
     assert n2["xquad_r"]["seen"]["languages"] == ["ar", "en"] and "de" in n2["xquad_r"]["unseen"]["languages"]
     assert metrics(root, "mlqa2xquad-hybrid-a0.25-s1")["config"]["alpha"] == 0.25
+    for run in MAIN + SCALING:  # every trained run records the step it kept and its realised monolingual share
+        config = metrics(root, run)["config"]
+        assert config["steps"] == 2 and config["best_step"] in (1, 2), run
+        share = {"xx": 1.0, "xy": 0.0}.get(config["strategy"])
+        if share is not None:
+            assert config["mono_share"] == share == config["mono_share_kept"], run
+        else:  # hybrid, exact schedule: round(alpha * 2) of 2 batches
+            assert config["alpha_schedule"] == "exact"
+            assert config["mono_share"] == round(config["alpha"] * 2) / 2, run
     assert metrics(root, "mlqa2xquad-hybrid-s1")["config"]["alpha"] == 0.5
     assert metrics(root, "xquad2mlqa-xy-s2")["config"]["seed"] == 2
     for fold, ds in EVAL_DATASET.items():
@@ -164,3 +174,40 @@ def test_second_repro_is_a_no_op(tiny_repo):
     out = run(["dvc", "repro"], root, env).stdout
     assert "didn't change, skipping" in out
     assert "Running stage" not in out
+
+
+TRACKED = ("dvc.lock", "results", "notebooks/executed", "figures", "paper/tables", "build/code")
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    out = {}
+    for name in TRACKED:
+        path = root / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        out.update({str(f.relative_to(root)): f.read_bytes() for f in files})
+    return out
+
+
+def test_forced_rerun_with_other_execution_settings_changes_no_tracked_byte(tiny_repo):
+    """Execution settings are not dependencies (changing them leaves every stage up to date), and forcing a
+    training, an evaluation, a report and the paper to run again under other settings -- one thread, other
+    checkpoint interval, no embedding cache -- rewrites every tracked output byte for byte (no timings,
+    timestamps or temporary paths in tracked files: a forced re-run leaves `git status` clean)."""
+    root, env = tiny_repo
+    before = _snapshot(root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    original = (root / "params.yaml").read_text()
+    params["execution"].update({"threads": 1, "checkpoint_every": 2, "cache_dir": None})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        out = run(["dvc", "status"], root, env).stdout
+        assert "changed" not in out and "modified" not in out, out
+        stages = ["train@mlqa2xquad-hybrid-s1", "evaluate@mlqa2xquad-hybrid-s1", "evaluate_zeroshot@mlqa2xquad",
+                  "train_alpha@0.25-1", "bm25@mlqa2xquad", "report_main", "report_scaling", "paper"]
+        for stage in stages:
+            run(["dvc", "repro", "-f", "-s", stage], root, env)
+        after = _snapshot(root)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        assert not changed, changed
+    finally:
+        (root / "params.yaml").write_text(original)

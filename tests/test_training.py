@@ -17,8 +17,11 @@ from safetensors.torch import load_file
 
 from helpers.tiny import REPO, make_prepared, make_tiny_model
 from hybridbatch.encoder import DualEncoder
-from hybridbatch.samplers import answer_groups, build_sampler
-from hybridbatch.training import KILL_ENV, TrainConfig, Trainer, TrainingData, validation_batches
+from hybridbatch.params import TrainConfig
+from hybridbatch.samplers import answer_groups
+from hybridbatch.strategies import build_sampler
+from hybridbatch.training import KILL_ENV, Trainer, validation_batches
+from hybridbatch.trainingdata import TrainingData
 
 BASE = dict(batch_size=4, steps=6, warmup_steps=1, lr=1e-3, max_query_length=32, max_passage_length=48,
             val_batches=2, eval_every=2, checkpoint_every=2, threads=1, seed=3)
@@ -41,7 +44,7 @@ def tiny_nodropout(tmp_path_factory) -> Path:
 
 def run_train(tmp: Path, model: Path, prepared: Path, name: str, cfg: dict, env_extra: dict | None = None,
               checkpoint_dir: Path | None = None) -> subprocess.CompletedProcess:
-    code = ("import json, sys; from hybridbatch.training import TrainConfig, train; "
+    code = ("import json, sys; from hybridbatch.training import train; from hybridbatch.params import TrainConfig; "
             "from hybridbatch.params import setup_logging; setup_logging(); "
             "a = json.loads(sys.argv[1]); "
             "train(a['model'], a['prepared'], 'hybrid', TrainConfig(**a['cfg']), a['out'], a['live'], a['ckpt'])")
@@ -62,7 +65,7 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path, tiny, prepared):
     killed = run_train(tmp_path, tiny, prepared, "run", BASE, {KILL_ENV: "5"})
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL after step 5; last checkpoint at 4
     assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "run" / "live").exists()
-    assert sorted(p.name for p in (tmp_path / "run" / "ckpt").glob("step-*")) == ["step-000004"]
+    assert sorted(p.name for p in (tmp_path / "run" / "ckpt").glob("step-*")) == ["step-000002", "step-000004"]
 
     resumed = run_train(tmp_path, tiny, prepared, "run", BASE)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -105,7 +108,8 @@ def test_best_checkpoint_is_the_one_kept(tmp_path, tiny, prepared):
 def _steps(model: Path, prepared: Path, n: int, **overrides) -> tuple[list[float], dict]:
     cfg = TrainConfig(**{**BASE, **overrides})
     data = TrainingData.from_prepared(prepared, cfg.dataset)
-    sampler = build_sampler("hybrid", data.langs_of, answer_groups(data.answer_keys), cfg.batch_size, 0)
+    sampler = build_sampler("hybrid", data.langs_of, answer_groups(data.answer_keys), cfg.batch_size, 0,
+                            steps=cfg.steps)
     torch.manual_seed(0)
     trainer = Trainer(DualEncoder(model), cfg)
     out = [trainer.step(data, sampler.next_batch(), i) for i in range(n)]
@@ -123,7 +127,7 @@ def test_grad_cache_step_equals_plain_step(tiny_nodropout, prepared, hard_negati
     _, cached = _steps(tiny_nodropout, prepared, 1, hard_negatives=hard_negatives, grad_cache_chunk=1)
     assert plain.keys() == cached.keys() and len(plain) > 10
     for k in plain:
-        torch.testing.assert_close(cached[k], plain[k], rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(cached[k], plain[k], rtol=1e-4, atol=1e-6)  # float summation order
 
 
 def test_bf16_autocast_runs_and_stays_close_to_fp32(tiny_nodropout, prepared):

@@ -65,3 +65,28 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+class DiskFullError(OSError):
+    """A write failed because the file system is full (one line naming the path and the free space)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for ENOSPC / EDQUOT, including torch's ``inline_container`` 'file write failed' errors."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "file write failed" in text
+
+
+def disk_full_error(path: str | os.PathLike, exc: BaseException) -> DiskFullError:
+    """A :class:`DiskFullError` for a failed write of ``path`` (call when :func:`is_disk_full`)."""
+    import errno
+
+    where = Path(path)
+    probe = next((p for p in (where, *where.parents) if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free
+    return DiskFullError(errno.ENOSPC, f"no space left on device while writing {where} "
+                                       f"({free / 2**20:.0f} MiB free on its file system): {exc}")

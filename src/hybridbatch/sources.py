@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Container, Iterable, Iterator
 
 from .data import DataError, _data_file, _parse_json, _Where, open_text
-from .training import TrainingData
+from .trainingdata import TrainingData
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Contrastive fine-tuning of a dual encoder with a batch sampling strategy (PAPER.md §2).
+"""Contrastive fine-tuning of a dual encoder with a batch sampling strategy (docs/PROTOCOL.md §3).
 
 One optimiser step: the sampler draws a *global* batch (one source, one batch type); under data
 parallelism each rank embeds its shard. The embeddings of every rank are gathered (without gradients) and
@@ -15,8 +15,6 @@ sampler's state is not stored: it is replayed from its seed (drawing is cheap an
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
 import logging
 import math
@@ -26,164 +24,26 @@ import shutil
 import signal
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from .checkpoints import Checkpoints
+from .distributed import DistContext
 from .encoder import DualEncoder
-from .io import atomic_dir, atomic_path, write_json
-from .losses import info_nce
-from .data import paragraph_of
 from .gradcache import cached_backward
-from .samplers import Batch, BatchSampler, MultiSourceSampler, answer_groups, build_sampler
+from .io import atomic_dir, write_json
+from .losses import info_nce
+from .params import TrainConfig
+from .records import RunRecord
+from .samplers import Batch, BatchSampler, MultiSourceSampler, answer_groups
+from .strategies import build_sampler
+from .trainingdata import DataFitError, TrainingData
 
 logger = logging.getLogger(__name__)
-
-
-class TrainConfig(BaseModel):
-    """The ``train`` section of params.yaml (every field documented there)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str = "mlqa_r"
-    languages: list[str] | None = None
-    sources: list[dict] | None = None
-    source_sampling: Literal["proportional", "uniform"] = "proportional"
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
-    language_sampling: Literal["uniform", "proportional"] = "uniform"
-    xy_sampling: Literal["pairs", "language-pairs", "languages"] = "pairs"
-    batch_size: int = Field(32, ge=2)
-    steps: int = Field(120, ge=1)
-    lr: float = Field(3e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int = Field(12, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    temperature: float = Field(0.05, gt=0)
-    negatives: Literal["in-batch", "paper"] = "in-batch"
-    hard_negatives: int = Field(0, ge=0)
-    max_query_length: int = Field(64, ge=8)
-    max_passage_length: int = Field(128, ge=8)
-    freeze_word_embeddings: bool = False
-    chunk_tokens: int = Field(1024, ge=64)
-    grad_cache_chunk: int | None = Field(None, ge=1)
-    precision: Literal["fp32", "bf16"] = "fp32"
-    val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
-    val_batches: int = Field(4, ge=0)
-    eval_every: int = Field(40, ge=1)
-    keep_best: bool = True
-    checkpoint_every: int = Field(40, ge=1)
-    seed: int = 13
-    threads: int | None = None
-
-
-@dataclasses.dataclass
-class TrainingData:
-    """Parallel questions with their answer sentences: everything a sampler and a collator need."""
-
-    questions: dict[tuple[str, str], str]  # (qid, lang) -> question text
-    answers: dict[tuple[str, str], str]  # (qid, lang) -> answer sentence text
-    answer_keys: dict[tuple[str, str], str]  # (qid, lang) -> answer sentence key
-    langs_of: dict[str, list[str]]  # qid -> languages it exists in
-    negatives: dict[tuple[str, str], tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    # (qid, lang) -> hard-negative texts: the other sentences of the answer's paragraph (LAReQA data)
-
-    @classmethod
-    def from_prepared(cls, prepared_dir: str | os.PathLike, dataset: str,
-                      languages: list[str] | None = None) -> "TrainingData":
-        prepared_dir = Path(prepared_dir)
-        qs = pd.read_parquet(prepared_dir / "questions.parquet")
-        cs = pd.read_parquet(prepared_dir / "candidates.parquet", columns=["dataset", "key", "sentence"])
-        cs = cs[cs["dataset"] == dataset]
-        qs = qs[qs["dataset"] == dataset]
-        if qs.empty:
-            raise ValueError(f"{prepared_dir / 'questions.parquet'}: no questions of dataset {dataset!r}")
-        if languages is not None:
-            missing = sorted(set(languages) - set(qs["lang"]))
-            if missing:
-                raise ValueError(f"train.languages {missing} are not in dataset {dataset!r} "
-                                 f"(has {sorted(set(qs['lang']))})")
-            qs = qs[qs["lang"].isin(languages)]
-        sentence = dict(zip(cs["key"], cs["sentence"]))
-        siblings: dict[str, list[str]] = defaultdict(list)  # paragraph -> its sentence keys
-        for key, paragraph in zip(cs["key"], paragraph_of(cs["key"])):
-            siblings[paragraph].append(key)
-        data = cls({}, {}, {}, defaultdict(list))
-        for qid, lang, question, key in qs[["qid", "lang", "question", "answer_key"]].itertuples(index=False):
-            data.questions[qid, lang] = question
-            data.answers[qid, lang] = sentence[key]
-            data.answer_keys[qid, lang] = key
-            data.negatives[qid, lang] = tuple(sentence[k] for k in siblings[key.rsplit(":", 1)[0]] if k != key)
-            data.langs_of[qid].append(lang)
-        data.langs_of = dict(data.langs_of)
-        return data
-
-    @classmethod
-    def merge(cls, parts: list["TrainingData"]) -> "TrainingData":
-        """One table over several sources (their qids must be distinct: sources prefix theirs)."""
-        out = cls({}, {}, {}, {})
-        for part in parts:
-            clash = set(out.langs_of) & set(part.langs_of)
-            if clash:
-                raise ValueError(f"training sources share question ids, e.g. {sorted(clash)[:3]}")
-            for name in ("questions", "answers", "answer_keys", "langs_of", "negatives"):
-                getattr(out, name).update(getattr(part, name))
-        return out
-
-    def pair_count(self) -> int:
-        return sum(len(ls) for ls in self.langs_of.values())
-
-    def split(self, fraction: float, seed: int) -> tuple["TrainingData", "TrainingData"]:
-        """Hold out whole answer groups (never a group on both sides) for validation."""
-        groups = answer_groups(self.answer_keys)
-        ids = sorted(set(groups.values()))
-        rng = np.random.default_rng(seed)
-        n_val = int(round(fraction * len(ids)))
-        val_groups = set(rng.permutation(ids)[:n_val].tolist())
-        return (self.subset({q for q, g in groups.items() if g not in val_groups}),
-                self.subset({q for q, g in groups.items() if g in val_groups}))
-
-    def subset(self, qids: set[str]) -> "TrainingData":
-        keep = lambda d: {k: v for k, v in d.items() if k[0] in qids}  # noqa: E731
-        return TrainingData(keep(self.questions), keep(self.answers), keep(self.answer_keys),
-                            {q: ls for q, ls in self.langs_of.items() if q in qids}, keep(self.negatives))
-
-    def texts(self, batch: Batch, hard_negatives: int = 0,
-              rng: np.random.Generator | None = None) -> tuple[list[str], list[str], list[str]]:
-        """Queries, positives and ``hard_negatives`` negatives per pair (pair i's at ``i*k:(i+1)*k``).
-
-        A pair's negatives are drawn (with replacement if needed) from the other sentences of its answer's
-        paragraph; a pair with none gets other answers of its passage language instead.
-        """
-        queries = [self.questions[p.qid, p.query_lang] for p in batch.pairs]
-        passages = [self.answers[p.qid, p.passage_lang] for p in batch.pairs]
-        negatives: list[str] = []
-        if hard_negatives:
-            if rng is None:
-                raise ValueError("hard negatives need a random generator")
-            for p, positive in zip(batch.pairs, passages):
-                pool = self.negatives.get((p.qid, p.passage_lang)) or self._fallback(p.passage_lang, positive)
-                idx = rng.choice(len(pool), size=hard_negatives, replace=len(pool) < hard_negatives)
-                negatives += [pool[int(i)] for i in idx]
-        return queries, passages, negatives
-
-    @functools.cached_property
-    def answers_by_language(self) -> dict[str, list[str]]:
-        by_lang: dict[str, set[str]] = defaultdict(set)
-        for (_, lang), text in self.answers.items():
-            by_lang[lang].add(text)
-        return {lang: sorted(texts) for lang, texts in by_lang.items()}
-
-    def _fallback(self, lang: str, positive: str) -> tuple[str, ...]:
-        pool = tuple(t for t in self.answers_by_language[lang] if t != positive)
-        if not pool:
-            raise ValueError(f"no hard negative available in language {lang!r}")
-        return pool
 
 
 def seed_everything(seed: int) -> None:
@@ -199,54 +59,6 @@ def lr_lambda(warmup: int, total: int):
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
     return f
-
-
-# -- data parallelism ------------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class DistContext:
-    """Rank and world size; a single process is rank 0 of 1 (every collective is then a no-op)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @classmethod
-    def from_env(cls) -> "DistContext":
-        """Join the process group that ``torchrun`` / ``accelerate launch`` describe in the environment."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world == 1:
-            return cls()
-        import torch.distributed as dist
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size())
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """Every rank's ``x`` concatenated in rank order; only this rank's part carries gradients."""
-        if self.world_size == 1:
-            return x
-        import torch.distributed as dist
-        parts = [torch.empty_like(x) for _ in range(self.world_size)]
-        dist.all_gather(parts, x.detach().contiguous())
-        parts[self.rank] = x
-        return torch.cat(parts)
-
-    def sum_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        if self.world_size == 1:
-            return
-        import torch.distributed as dist
-        for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-            dist.barrier()
 
 
 # -- the optimisation step -------------------------------------------------------------------------------
@@ -360,7 +172,7 @@ def load_sources(prepared_dir: str | os.PathLike, cfg: TrainConfig) -> dict[str,
     """The training sources: ``cfg.dataset`` from the prepared tables, plus any ``cfg.sources``."""
     out = {cfg.dataset: TrainingData.from_prepared(prepared_dir, cfg.dataset, cfg.languages)}
     for spec in cfg.sources or []:
-        from .sources import load_source
+        from .sources import load_source  # noqa: PLC0415 -- optional sources import `datasets` lazily
         if spec.get("name") in out:
             raise ValueError(f"train.sources: duplicate source name {spec.get('name')!r}")
         out[spec["name"]] = load_source(spec)
@@ -368,12 +180,21 @@ def load_sources(prepared_dir: str | os.PathLike, cfg: TrainConfig) -> dict[str,
 
 
 def build_training_sampler(strategy: str, sources: dict[str, TrainingData], cfg: TrainConfig) -> BatchSampler:
-    """One sampler per source (seeded from ``cfg.seed`` and the source's position); several -> same-source batches."""
+    """One sampler per source (seeded from ``cfg.seed`` and the source's position); several -> same-source batches.
+
+    The hybrid alpha schedule is per source: with one source (the default) exactly round(alpha * steps) of
+    the run's batches are monolingual; with several, each source's sampler keeps its own exact blocks.
+    """
     samplers = {}
     for i, (name, data) in enumerate(sources.items()):
         seed = cfg.seed if i == 0 else int(np.random.SeedSequence([cfg.seed, i]).generate_state(1)[0])
-        samplers[name] = build_sampler(strategy, data.langs_of, answer_groups(data.answer_keys), cfg.batch_size,
-                                       seed, cfg.alpha, cfg.language_sampling, cfg.xy_sampling)
+        try:
+            samplers[name] = build_sampler(strategy, data.langs_of, answer_groups(data.answer_keys), cfg.batch_size,
+                                           seed, cfg.alpha, cfg.language_sampling, cfg.xy_sampling,
+                                           steps=cfg.steps, alpha_schedule=cfg.alpha_schedule)
+        except ValueError as exc:  # the data cannot serve this run: say which source and why, in one line
+            raise DataFitError(f"training source {name!r} ({len(data.langs_of)} training questions, languages "
+                               f"{sorted({l for ls in data.langs_of.values() for l in ls})}): {exc}") from None
     if len(samplers) == 1:
         return next(iter(samplers.values()))
     sizes = {name: data.pair_count() for name, data in sources.items()}
@@ -381,52 +202,10 @@ def build_training_sampler(strategy: str, sources: dict[str, TrainingData], cfg:
     return MultiSourceSampler(samplers, sizes, rng, cfg.source_sampling)
 
 
-# -- checkpoints -----------------------------------------------------------------------------------------
+# -- the run ---------------------------------------------------------------------------------------------
 
 KILL_ENV = "HYBRIDBATCH_KILL_AT_STEP"  # fault injection for the resume test: SIGKILL self after that step
-
-
-class Checkpoints:
-    """Resumable training state under one directory: ``step-NNNNNN/`` (latest kept) and ``best.pt``.
-
-    Each checkpoint is written to a temporary directory and renamed into place, so a kill at any moment
-    leaves either the previous or the new checkpoint, never a partial one. A checkpoint written under other
-    settings (fingerprint) is ignored.
-    """
-
-    def __init__(self, root: str | os.PathLike, fingerprint: dict) -> None:
-        self.root = Path(root)
-        self.fingerprint = fingerprint
-
-    def _steps(self) -> list[Path]:
-        return sorted(self.root.glob("step-[0-9]*[0-9]"))
-
-    def latest(self) -> dict | None:
-        for path in reversed(self._steps()):
-            state = torch.load(path / "state.pt", weights_only=False)
-            if state.get("fingerprint") == self.fingerprint:
-                state["live_dir"] = path / "live"
-                return state
-            logger.warning("ignoring checkpoint %s: written with other settings", path)
-            return None
-        return None
-
-    def save(self, step: int, state: dict, live_dir: Path) -> None:
-        with atomic_dir(self.root / f"step-{step:06d}") as tmp:
-            torch.save({**state, "step": step, "fingerprint": self.fingerprint}, tmp / "state.pt")
-            shutil.copytree(live_dir, tmp / "live")
-        for old in self._steps()[:-1]:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def save_best(self, model_state: dict) -> None:
-        with atomic_path(self.root / "best.pt") as tmp:
-            torch.save(model_state, tmp)
-
-    def load_best(self) -> dict:
-        return torch.load(self.root / "best.pt", weights_only=True)
-
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+MONOLINGUAL = ("xx", "xx-mixed")  # batch kinds whose every pair is monolingual
 
 
 class _NoLive:
@@ -448,7 +227,7 @@ class _NoLive:
 
 def _inputs_fingerprint(base_model: str | os.PathLike, prepared_dir: str | os.PathLike) -> dict:
     """Content hashes of what a run starts from, so a checkpoint of other inputs is never resumed."""
-    from .cache import checkpoint_fingerprint
+    from .cache import checkpoint_fingerprint  # noqa: PLC0415
 
     tables = sorted(Path(prepared_dir).glob("*.parquet"))
     digest = hashlib.sha256()
@@ -457,20 +236,31 @@ def _inputs_fingerprint(base_model: str | os.PathLike, prepared_dir: str | os.Pa
     return {"base_model_sha256": checkpoint_fingerprint(base_model), "prepared_sha256": digest.hexdigest()}
 
 
-# -- the run ---------------------------------------------------------------------------------------------
+def mono_share(kinds: list[str], upto: int | None = None) -> float | None:
+    """Share of monolingual batches among the first ``upto`` steps' batch kinds (all when ``None``)."""
+    seen = kinds if upto is None else kinds[:upto]
+    return round(sum(k in MONOLINGUAL for k in seen) / len(seen), 6) if seen else None
+
 
 def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strategy: str, cfg: TrainConfig,
           out_dir: str | os.PathLike, live_dir: str | os.PathLike,
-          checkpoint_dir: str | os.PathLike | None = None, run_config: dict | None = None) -> dict:
+          checkpoint_dir: str | os.PathLike | None = None, run: RunRecord | None = None,
+          timing_path: str | os.PathLike | None = None) -> dict:
     """Fine-tune ``base_model`` with ``strategy``; write the checkpoint to ``out_dir`` atomically.
 
-    Curves go to ``live_dir`` (dvclive), copied there atomically at the end. ``checkpoint_dir`` holds the
-    resumable state (default: a temporary directory, i.e. no resume); it is removed after success.
-    Under ``torchrun`` / ``accelerate launch`` the run is data-parallel (rank 0 writes every output).
-    ``run_config`` (the run's place in the experiment grid: fold, strategy, seed, ...) is stored in the
-    checkpoint's ``training_summary.json`` under ``config``, completed with the training languages and sizes.
+    Curves go to ``live_dir`` (dvclive), copied there atomically at the end; they hold only values that are
+    a function of the inputs (loss, learning rate, batch counts), so a re-run reproduces them byte for byte.
+    Wall-clock figures (seconds, pairs/s) go to ``timing_path`` (an untracked log), never to a tracked file.
+    ``checkpoint_dir`` holds the resumable state (default: a temporary directory, i.e. no resume); it is
+    removed after success. Under ``torchrun`` / ``accelerate launch`` the run is data-parallel (rank 0 writes
+    every output). ``run`` (the run's place in the grid) is completed with what training knows -- training
+    languages, the kept step, the realised monolingual share -- and stored in the checkpoint's
+    ``training_summary.json`` under ``config``.
+
+    Raises :class:`~hybridbatch.trainingdata.DataFitError` before any training when the data cannot serve
+    the run (languages absent, a batch larger than the answer groups).
     """
-    from dvclive import Live
+    from dvclive import Live  # noqa: PLC0415
 
     dist_ctx = DistContext.from_env()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
@@ -493,16 +283,16 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
     tmp_ckpt = tempfile.TemporaryDirectory(prefix="hybridbatch-ckpt-") if checkpoint_dir is None else None
     ckpt = Checkpoints(checkpoint_dir or tmp_ckpt.name,
                        {"strategy": strategy, "base_model": str(base_model), "world_size": dist_ctx.world_size,
-                        **_inputs_fingerprint(base_model, prepared_dir), **cfg.model_dump()})
+                        **_inputs_fingerprint(base_model, prepared_dir), **cfg.result_settings()})
     work_live = Path(ckpt.root) / "live"
     state = ckpt.latest()
-    start, kinds, langs, history, elapsed0 = 0, Counter(), Counter(), [], 0.0
+    start, kinds, langs, history, elapsed0 = 0, [], Counter(), [], 0.0
     best: dict = {"val_loss": math.inf, "step": None}
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         torch.set_rng_state(state["torch_rng"])
         start, elapsed0, history, best = state["step"], state["elapsed"], state["history"], state["best"]
-        kinds, langs = Counter(state["kinds"]), Counter(state["langs"])
+        kinds, langs = list(state["kinds"]), Counter(state["langs"])
         for _ in range(start):  # replay the sampler to where the checkpoint left it
             sampler.next_batch()
         if dist_ctx.main:
@@ -519,34 +309,31 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
     start_time = time.perf_counter() - elapsed0
     with live:
         if start == 0:
-            live.log_params({"strategy": strategy, **cfg.model_dump()})
+            live.log_params({"strategy": strategy, **cfg.result_settings()})
         else:
             live.step = start
         if val and start == 0:
             val_loss = trainer.validate(val_data, val)
-            live.log_metric("val/loss", val_loss)
+            live.log_metric("val/loss", val_loss, timestamp=False)
             history.append({"step": 0, "val_loss": val_loss})
         bar = tqdm(range(start, cfg.steps), desc=f"train {strategy}", unit="step", mininterval=10,
                    initial=start, total=cfg.steps, disable=not dist_ctx.main)
         for step in bar:
             batch = sampler.next_batch()
-            kinds[batch.kind] += 1
+            kinds.append(batch.kind)
             for p in batch.pairs:
                 langs[f"{p.query_lang}-{p.passage_lang}"] += 1
             lr = trainer.sched.get_last_lr()[0]
             loss = trainer.step(train_data, batch, step)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at step {step}")
-            elapsed = time.perf_counter() - start_time
-            live.log_metric("train/loss", loss)
-            live.log_metric("train/lr", lr)
-            live.log_metric("train/pairs_per_s", (step + 1) * cfg.batch_size / elapsed)
-            for k in ("xx", "xx-mixed", "xy"):
-                live.log_metric(f"batches/{k}", kinds[k])
+            live.log_metric("train/loss", loss, timestamp=False)
+            live.log_metric("train/lr", lr, timestamp=False)
+            live.log_metric("batches/mono_share", mono_share(kinds), timestamp=False)
             done = step + 1
             if val and (done % cfg.eval_every == 0 or done == cfg.steps):
                 val_loss = trainer.validate(val_data, val)
-                live.log_metric("val/loss", val_loss)
+                live.log_metric("val/loss", val_loss, timestamp=False)
                 history.append({"step": done, "val_loss": val_loss})
                 if cfg.keep_best and val_loss < best["val_loss"] and dist_ctx.main:
                     best = {"val_loss": val_loss, "step": done}
@@ -557,37 +344,48 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
             if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist_ctx.main:
                 ckpt.save(done, {"trainer": trainer.state_dict(), "torch_rng": torch.get_rng_state(),
                                  "elapsed": time.perf_counter() - start_time, "history": history, "best": best,
-                                 "kinds": dict(kinds), "langs": dict(langs)}, work_live)
+                                 "kinds": list(kinds), "langs": dict(langs)}, work_live)
             dist_ctx.barrier()
             if done == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
         seconds = time.perf_counter() - start_time
-        live.summary["train_seconds"] = round(seconds, 1)
-        live.summary["pairs_per_s"] = round(cfg.steps * cfg.batch_size / seconds, 2)
+        best_step = best["step"] if cfg.keep_best and best["step"] is not None else cfg.steps
+        live.summary["best_step"] = best_step
+        live.summary["mono_share"] = mono_share(kinds)
+        live.summary["mono_share_kept"] = mono_share(kinds, best_step)
     if best["step"] is not None and best["step"] < cfg.steps:
         logger.info("keeping the best checkpoint: step %d (validation loss %.4f)", best["step"], best["val_loss"])
         encoder.model.load_state_dict(ckpt.load_best())
     # training_summary.json holds no timings: the checkpoint directory is a function of the inputs only, so a
-    # re-run that reproduces the weights leaves DVC's hash unchanged (timings: the dvclive summary)
+    # re-run that reproduces the weights leaves DVC's hash unchanged (timings: ``timing_path``)
     counts = encoder.parameter_counts()
-    config = {**(run_config or {}), "strategy": strategy, "layers": counts["layers"],
-              "n_languages": len(train_langs), "train_languages": train_langs}
-    summary = {"config": config, "strategy": strategy, "steps": cfg.steps, "batch_size": cfg.batch_size,
+    batches = dict(sorted(Counter(kinds).items()))
+    record = (run or RunRecord(run=Path(out_dir).name, strategy=strategy)).replace(
+        strategy=strategy, train_dataset=cfg.dataset, seed=cfg.seed, steps=cfg.steps, batch_size=cfg.batch_size,
+        best_step=best_step, mono_share=mono_share(kinds), mono_share_kept=mono_share(kinds, best_step),
+        alpha=cfg.alpha if strategy == "hybrid" else None,
+        alpha_schedule=cfg.alpha_schedule if strategy == "hybrid" else None,
+        layers=counts["layers"], train_languages=train_langs, base_model=str(base_model),
+        parameters=counts["parameters"], non_embedding_parameters=counts["non_embedding_parameters"])
+    summary = {"config": record.to_json(), "strategy": strategy, "steps": cfg.steps, "batch_size": cfg.batch_size,
                "sources": list(sources), "train_languages": train_langs,
-               "batches": dict(kinds), "pairs_by_language": dict(sorted(langs.items())),
+               "batches": batches, "pairs_by_language": dict(sorted(langs.items())),
                "validation": history, "best_step": best["step"] if cfg.keep_best else None,
                "train_questions": len(train_data.langs_of), "parameters": counts["parameters"],
-               "non_embedding_parameters": counts["non_embedding_parameters"],
-               "world_size": dist_ctx.world_size}
+               "non_embedding_parameters": counts["non_embedding_parameters"]}
+    timing = {"train_seconds": round(seconds, 1), "pairs_per_s": round(cfg.steps * cfg.batch_size / seconds, 2),
+              "processes": dist_ctx.world_size, "threads": torch.get_num_threads()}
     if dist_ctx.main:
         with atomic_dir(out_dir) as tmp:
             encoder.save(tmp)
             write_json(Path(tmp) / "training_summary.json", summary)
         with atomic_dir(live_dir) as tmp:
             shutil.copytree(work_live, tmp, dirs_exist_ok=True)
+        if timing_path is not None:
+            write_json(timing_path, timing)
         ckpt.clear()
     if tmp_ckpt is not None:
         tmp_ckpt.cleanup()
-    logger.info("trained %s in %.0f s (%.1f pairs/s); batches %s", strategy, seconds,
-                cfg.steps * cfg.batch_size / seconds, dict(kinds))
-    return {**summary, "train_seconds": round(seconds, 1), "pairs_per_s": round(cfg.steps * cfg.batch_size / seconds, 2)}
+    logger.info("trained %s in %.0f s (%.1f pairs/s); batches %s; kept step %s; monolingual share %.3f",
+                strategy, seconds, timing["pairs_per_s"], batches, best_step, mono_share(kinds) or 0.0)
+    return {**summary, **timing}

@@ -13,12 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from hybridbatch.baselines import bm25_lareqa
 from hybridbatch.data import DataError, load_prepared, sample_paragraphs
 from hybridbatch.io import atomic_path, write_json
-from hybridbatch.params import FoldError, load_fold, load_section, setup_logging
+from hybridbatch.params import FoldError, ParamsError, fail, load_fold, section, setup_logging
+from hybridbatch.records import RunRecord
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,26 +27,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
-    p = load_section(args.params, "bm25")
-    sample = load_section(args.params, "evaluate")
-    prepared = Path(p["prepared_dir"])
     try:
+        p = section(args.params, "bm25")
+        sample = section(args.params, "evaluate")
         fold = load_fold(args.params, args.fold)
+        prepared = Path(p.prepared_dir)
         qs, cs = load_prepared(prepared, fold.eval)
-        qs, cs = sample_paragraphs(qs, cs, sample["sample_fraction"], sample["sample_seed"])
-    except (DataError, FoldError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = bm25_lareqa(qs, cs, k1=p["k1"], b=p["b"])
-    questions = pd.read_parquet(prepared / "questions.parquet", columns=["dataset", "lang"])
-    config = {"run": args.run, "fold": fold.name, "strategy": "bm25", "seed": None, "alpha": None, "layers": None,
-              "n_languages": None, "parameters": None, "non_embedding_parameters": None, "eval_dataset": fold.eval,
-              "train_languages": sorted(set(questions.loc[questions["dataset"] == fold.train, "lang"]))}
+        qs, cs = sample_paragraphs(qs, cs, sample.sample_fraction, sample.sample_seed)
+        record = RunRecord(run=args.run, strategy="bm25", fold=fold.name, train_dataset=fold.train,
+                           eval_dataset=fold.eval, train_languages=fold.training_languages(prepared))
+    except (DataError, FoldError, ParamsError, ValueError, OSError) as exc:
+        fail(exc)
+    result = bm25_lareqa(qs, cs, k1=p.k1, b=p.b)
     out = Path("results") / args.run
     with atomic_path(out / "per_query.parquet") as tmp:
         result["per_query"].to_parquet(tmp, index=False)
-    write_json(out / "metrics.json", {"config": dict(sorted(config.items())),
-                                      fold.eval: {"run": args.run, "sample_fraction": sample["sample_fraction"],
+    write_json(out / "metrics.json", {"config": record.to_json(),
+                                      fold.eval: {"run": args.run, "sample_fraction": sample.sample_fraction,
                                                   **result["summary"]}})
     return 0
 

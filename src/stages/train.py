@@ -5,33 +5,37 @@
         --base models/e5-small-L4                                   # model-size ladder
     python src/stages/train.py ... --n-languages 2                  # the fold's first 2 training languages
     python src/stages/train.py ... --strategy hybrid --alpha 0.25   # alpha sweep
-    torchrun --nproc_per_node 2 src/stages/train.py ...            # data parallel
+    torchrun --nproc_per_node 2 src/stages/train.py ...            # data parallel (or execution.processes: 2)
 
 Hyperparameters come from the ``train`` section of params.yaml, the training dataset and the language order
-from ``folds.<fold>``. The checkpoint goes to ``models/<run>`` and the curves to ``results/<run>/training``.
-A killed run, started again with the same settings, resumes from its last checkpoint in
-``checkpoints/<run>/`` (removed once the run has finished).
+from ``folds.<fold>``; threads and the checkpoint interval from ``execution`` (not a DVC param: they never
+change the result). The checkpoint goes to ``models/<run>``, the curves to ``results/<run>/training``, the
+wall-clock timing to ``logs/train/<run>.json`` (untracked). A killed run, started again with the same
+settings, resumes from its last checkpoint in ``checkpoints/<run>/`` (removed once the run has finished).
+Exit status 2 with a one-line ``error:`` for bad params or data that cannot serve the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 
 from pydantic import ValidationError
 
-from hybridbatch.params import FoldError, load_fold, load_section, setup_logging
-from hybridbatch.samplers import STRATEGIES
-from hybridbatch.training import TrainConfig, train
-
-IO_KEYS = ("base_model", "prepared_dir")
+from hybridbatch.params import (FoldError, ParamsError, TrainConfig, fail, load_fold, section, setup_logging)
+from hybridbatch.records import RunRecord
+from hybridbatch.strategies import TRAINED
+from hybridbatch.training import train
+from hybridbatch.trainingdata import DataFitError
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="run name: models/<run>, results/<run>/training")
     ap.add_argument("--fold", required=True, help="a key of the `folds` section of params.yaml")
-    ap.add_argument("--strategy", required=True, choices=STRATEGIES)
+    ap.add_argument("--strategy", required=True, choices=TRAINED)
     ap.add_argument("--seed", required=True, type=int, help="seeds the sampler, the validation split and torch")
     ap.add_argument("--alpha", type=float, default=None, help="hybrid: P(monolingual batch) (default: train.alpha)")
     ap.add_argument("--base", default=None, help="base checkpoint (default: train.base_model)")
@@ -40,30 +44,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
-    section = dict(load_section(args.params, "train"))
-    io = {k: section.pop(k) for k in IO_KEYS if k in section}
     try:
+        params = section(args.params, "train")
+        execution = section(args.params, "execution")
         fold = load_fold(args.params, args.fold)
         languages = fold.first_languages(args.n_languages)
-    except FoldError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ParamsError, FoldError) as exc:
+        fail(exc)
+    if execution.processes > 1 and "WORLD_SIZE" not in os.environ:  # data parallel: relaunch under torchrun
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={execution.processes}",
+               os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
+        return subprocess.call(cmd)
+    if args.alpha is not None and args.strategy != "hybrid":
+        fail(f"--alpha only applies to --strategy hybrid (got {args.strategy})")
+    hyper = params.model_dump(exclude={"base_model", "prepared_dir"})
     if args.alpha is not None:
-        if args.strategy != "hybrid":
-            print(f"error: --alpha only applies to --strategy hybrid (got {args.strategy})", file=sys.stderr)
-            return 2
-        section["alpha"] = args.alpha
+        hyper["alpha"] = args.alpha
     try:
-        cfg = TrainConfig(**section, dataset=fold.train, languages=languages, seed=args.seed)
+        cfg = TrainConfig(**hyper, dataset=fold.train, languages=languages, seed=args.seed,
+                          threads=execution.threads, checkpoint_every=execution.checkpoint_every)
     except ValidationError as exc:
-        print(f"error: {args.params} [train] for run {args.run}: {exc}", file=sys.stderr)
-        return 2
-    base = args.base or io["base_model"]
-    run_config = {"run": args.run, "fold": args.fold, "strategy": args.strategy, "seed": args.seed,
-                  "alpha": cfg.alpha if args.strategy == "hybrid" else None, "base_model": base,
-                  "n_languages": args.n_languages}
-    train(base, io["prepared_dir"], args.strategy, cfg, out_dir=f"models/{args.run}",
-          live_dir=f"results/{args.run}/training", checkpoint_dir=f"checkpoints/{args.run}", run_config=run_config)
+        err = exc.errors()[0]
+        fail(f"{args.params}: train.{'.'.join(map(str, err['loc']))} for run {args.run}: {err['msg']} "
+             f"(got {err['input']!r})")
+    base = args.base or params.base_model
+    run = RunRecord(run=args.run, strategy=args.strategy, fold=args.fold, train_dataset=fold.train,
+                    eval_dataset=fold.eval, seed=args.seed, n_languages=args.n_languages, base_model=base)
+    try:
+        train(base, params.prepared_dir, args.strategy, cfg, out_dir=f"models/{args.run}",
+              live_dir=f"results/{args.run}/training", checkpoint_dir=f"checkpoints/{args.run}", run=run,
+              timing_path=f"logs/train/{args.run}.json")
+    except DataFitError as exc:
+        fail(f"run {args.run}: {exc}")
     return 0
 
 

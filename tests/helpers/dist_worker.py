@@ -10,8 +10,10 @@ from pathlib import Path
 import torch
 
 from hybridbatch.encoder import DualEncoder
-from hybridbatch.training import (DistContext, TrainConfig, Trainer, TrainingData, build_training_sampler,
-                                  seed_everything)
+from hybridbatch.distributed import DistContext
+from hybridbatch.params import TrainConfig
+from hybridbatch.training import Trainer, build_training_sampler, seed_everything
+from hybridbatch.trainingdata import TrainingData
 
 
 def main() -> None:

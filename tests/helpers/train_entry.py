@@ -6,9 +6,11 @@ import json
 import sys
 
 from hybridbatch.params import setup_logging
-from hybridbatch.training import TrainConfig, train
+from hybridbatch.params import TrainConfig
+from hybridbatch.training import train
 
 if __name__ == "__main__":
     setup_logging()
     a = json.loads(sys.argv[1])
-    train(a["model"], a["prepared"], a["strategy"], TrainConfig(**a["cfg"]), a["out"], a["live"], a.get("ckpt"))
+    train(a["model"], a["prepared"], a["strategy"], TrainConfig(**a["cfg"]), a["out"], a["live"], a.get("ckpt"),
+          timing_path=a.get("timing"))

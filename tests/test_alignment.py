@@ -164,3 +164,13 @@ def test_evaluate_tatoeba_rejects_bad_tables():
     clash.loc[clash["lang3"] == "tha", "lang"] = "de"
     with pytest.raises(ValueError, match="one-to-one"):
         evaluate_tatoeba(HashEncoder(), clash)
+
+
+@pytest.mark.parametrize("value", [1.5, -0.25, float("nan")])
+def test_evaluate_tatoeba_stops_on_accuracy_out_of_range(monkeypatch, value):
+    import hybridbatch.alignment as A
+
+    calls = iter([0.5, value] * 10)  # de: x2en fine, en2x broken
+    monkeypatch.setattr(A, "bitext_accuracy", lambda src, tgt: next(calls))
+    with pytest.raises(ValueError, match=rf"metric tatoeba en2x = {value!r} outside \[0, 1\] \(language de\)"):
+        evaluate_tatoeba(HashEncoder(), tatoeba_table())

@@ -113,7 +113,7 @@ def test_lareqa_settings_by_hand():
 def test_lareqa_skips_missing_translations():
     q, c, questions, candidates = lareqa_fixture()
     keep = ~((questions["qid"] == "b") & (questions["lang"] == "de"))
-    s = score_lareqa(q[keep.to_numpy()], c, questions[keep], candidates)["summary"]
+    s = score_lareqa(q[torch.tensor(keep.to_numpy())], c, questions[keep], candidates)["summary"]
     # en b has no de answer any more: en->de is evaluated on question a only
     assert s["per_pair"]["map"]["en-de"] == pytest.approx(0.5)
 
@@ -151,3 +151,38 @@ def test_candidate_text_modes():
     assert candidate_texts(cands, "sentence+context") == ["A b. \n A b. C d."]
     with pytest.raises(ValueError, match="candidate_text must be one of"):
         candidate_texts(cands, "paragraph")
+
+
+# ----------------------------------------------------------------------------- the one mean and range check
+
+def test_mean_is_the_plain_mean_and_nan_only_when_empty():
+    assert np.isnan(M.mean([])) and np.isnan(M.mean([], "ap"))
+    assert M.mean([0.25, 0.5, 1.0], "ap") == float(np.mean([0.25, 0.5, 1.0]))
+    assert M.mean(np.array([3.0, 5.0]), "rank_distance") == 4.0
+    assert M.mean([float("nan"), 1.0]) != M.mean([float("nan"), 1.0])  # unchecked without a metric name
+
+
+@pytest.mark.parametrize("metric,kind,value", [
+    ("ap", None, 1.0000001), ("rr", None, -1e-9), ("ndcg10", None, float("nan")), ("r1", None, float("inf")),
+    ("r10", None, 6.0), ("rank_distance", None, -1.0), ("rank_distance", None, float("inf")),
+    ("same_lang@10", "same_lang", 1.5), ("tatoeba x2en", "accuracy", float("nan")),
+])
+def test_check_metric_rejects_values_outside_their_range(metric, kind, value):
+    with pytest.raises(ValueError, match=rf"metric {metric} = {value!r} outside .*\(mul, language de\)"):
+        M.check_metric(metric, value, "mul, language de", kind=kind)
+    with pytest.raises(ValueError, match=rf"metric {metric} = "):
+        M.mean([0.5, value], metric, kind=kind)
+
+
+def test_check_metric_accepts_the_bounds():
+    for metric in ("ap", "rr", "ndcg10", "r1", "r10"):
+        assert M.check_metric(metric, 0) == 0.0 and M.check_metric(metric, 1) == 1.0
+    assert M.check_metric("rank_distance", 299.0) == 299.0
+    assert M.check_metric("mine", np.float32(0.5), kind="accuracy") == 0.5
+
+
+def test_per_query_metric_table_matches_the_functions():
+    ranks = np.array([2, 5, 40])
+    got = {name: f(ranks) for name, (f, _b) in M.PER_QUERY.items()}
+    assert got == {"ap": M.average_precision(ranks), "rr": 0.5, "ndcg10": M.ndcg_at(ranks, 10),
+                   "r1": 0.0, "r10": M.recall_at(ranks, 10), "rank_distance": 38.0}

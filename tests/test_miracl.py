@@ -8,13 +8,21 @@ Fixture ``tests/fixtures/miracl/`` (synthetic, real formats, made-up language ``
 * ``miracl-corpus-v1.0-xx/docs-{0,1}.jsonl`` -- 30 passages (the hub's per-language folder layout);
   ``9#0``/``90#1`` and ``88#0``/``880#0`` are identical passages (tied scores under any encoder), docids
   such as ``9#0``/``10#0``/``100#0`` sort differently as strings and as numbers, ``555#2`` has no title.
+
+Synthetic MIRACL (:func:`write_synthetic_miracl`, made in ``tmp_path``): a corpus in the hub's layout
+(``miracl-corpus-v1.0-<lang>/docs-<n>.jsonl.gz``) and gzipped topics/qrels in the vendored layout of
+``data/raw/miracl`` for two languages ``xa``/``xb`` (a few hundred passages, copied passages for exact
+score ties) plus ``xc`` without a corpus; :class:`BowEncoder` is a tiny stand-in encoder for it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
+import json
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +30,8 @@ import pandas as pd
 import pytest
 import pytrec_eval
 import torch
+
+import yaml
 
 from hybridbatch import miracl
 from hybridbatch.data import DataError
@@ -98,7 +108,7 @@ def test_vendored_files_load(lang, queries, rel1, rel0):
     topics_path = VENDORED_MIRACL / f"topics.miracl-v1.0-{lang}-dev.tsv.gz"  # data/raw/miracl (gzipped)
     qrels_path = VENDORED_MIRACL / f"qrels.miracl-v1.0-{lang}-dev.tsv.gz"
     topics, qrels = miracl.load_topics(topics_path), miracl.load_qrels(qrels_path)
-    assert len(topics) == queries and set(qrels) == set(topics)  # counts of SOURCES.md §5
+    assert len(topics) == queries and set(qrels) == set(topics)  # counts of docs/PROTOCOL.md §1.4
     rels = [r for judged in qrels.values() for r in judged.values()]
     assert (rels.count(1), rels.count(0)) == (rel1, rel0)
     assert miracl.lang_of(topics_path) == lang
@@ -125,11 +135,14 @@ def test_malformed_lines_raise_data_error(tmp_path, kind, content, line, field):
     path = tmp_path / f"bad-{kind}.{'jsonl' if kind == 'corpus' else 'tsv'}"
     path.write_text(content, encoding="utf-8")
     load = {"topics": miracl.load_topics, "qrels": miracl.load_qrels, "corpus": miracl.load_corpus}[kind]
-    with pytest.raises(DataError) as info:
-        load(path)
-    err = info.value
-    assert err.path == str(path) and err.record == f"line {line}" and err.field == field
-    assert str(path) in str(err) and f"line {line}" in str(err)
+    loaders = [load] + ([lambda p: list(miracl.iter_corpus_chunks(p, chunk_size=c)) for c in (1, 100)]
+                        if kind == "corpus" else [])  # the streamed reader raises the same errors
+    for load in loaders:
+        with pytest.raises(DataError) as info:
+            load(path)
+        err = info.value
+        assert err.path == str(path) and err.record == f"line {line}" and err.field == field
+        assert str(path) in str(err) and f"line {line}" in str(err)
 
 
 def test_unreadable_and_empty_inputs(tmp_path):
@@ -230,7 +243,7 @@ def test_dense_search_top_k_is_the_trec_eval_prefix_of_a_full_ranking():
     enc = HashEncoder(dim=3)  # few small integers: many exact ties, also at the k-th place
     topics = miracl.load_topics(TOPICS)
     corpus = miracl.load_corpus(CORPUS_DIR)
-    run = miracl.dense_search(enc, topics, corpus, k=5, query_chunk=4, passage_chunk=7)
+    run = miracl.dense_search_in_memory(enc, topics, corpus, k=5, query_chunk=4, passage_chunk=7)
     q = enc.encode(list(topics.values()), "query")
     p = enc.encode(miracl.passage_texts(corpus), "passage")
     full = (q @ p.T).numpy()
@@ -246,7 +259,7 @@ def test_dense_search_top_k_is_the_trec_eval_prefix_of_a_full_ranking():
 def test_dense_search_rejects_duplicate_docids():
     corpus = pd.DataFrame({"docid": ["a", "a"], "title": ["", ""], "text": ["x", "y"]})
     with pytest.raises(ValueError, match="unique"):
-        miracl.dense_search(HashEncoder(), {"q": "x"}, corpus)
+        miracl.dense_search_in_memory(HashEncoder(), {"q": "x"}, corpus)
 
 
 def test_evaluate_miracl_end_to_end_on_the_fixture():
@@ -257,7 +270,7 @@ def test_evaluate_miracl_end_to_end_on_the_fixture():
     assert (out["n_queries"], out["n_queries_searched"], out["n_passages"]) == (7, 6, 30)
     # the same numbers as pytrec_eval on the same run, with -c over the 7 judged queries
     qrels = miracl.load_qrels(QRELS)
-    run = miracl.dense_search(enc, miracl.load_topics(TOPICS), miracl.load_corpus(CORPUS_DIR))
+    run = miracl.dense_search_in_memory(enc, miracl.load_topics(TOPICS), miracl.load_corpus(CORPUS_DIR))
     _, ref = pytrec_means(qrels, run)
     assert out["ndcg@10"] == pytest.approx(ref["ndcg_cut_10"])
     assert out["recall@100"] == pytest.approx(ref["recall_100"])

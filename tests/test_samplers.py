@@ -1,4 +1,4 @@
-"""Sampler invariants (PAPER.md §2): batch kinds, languages, the exact alpha schedule, conflict-free batches,
+"""Sampler invariants (docs/PROTOCOL.md §3.2–§3.4): batch kinds, languages, the exact alpha schedule, conflict-free batches,
 coverage, seeding, the strategy registry."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cross-lingual alignment (PAPER.md §6, question 5): Tatoeba bitext retrieval, XTREME-R style.
+"""Cross-lingual alignment (docs/PROTOCOL.md §4.6): Tatoeba bitext retrieval, XTREME-R style.
 
 Line ``i`` of one side is the translation of line ``i`` of the other. For every source sentence the
 nearest target sentence by cosine similarity is retrieved (1-NN); accuracy is the share of source
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -75,15 +74,20 @@ def evaluate_tatoeba(encoder: TextEncoder, table: pd.DataFrame, kind: str = "que
 
     Returns ``{"per_language": {lang: {"x2en", "en2x", "n"}}, "x2en", "en2x", "mean"}`` keyed by the
     ISO-639-1 code (``cmn`` -> ``zh``); ``x2en`` / ``en2x`` are macro means over languages and ``mean``
-    is the mean of the two.
+    is the mean of the two. Every accuracy is range-checked (``metrics.check_metric``: a value outside
+    [0, 1], NaN or inf raises ``ValueError`` naming it and the language).
     """
     _check_table(table)
     per_language: dict[str, dict[str, float | int]] = {}
     for _, pairs in table.groupby("lang3", sort=False):
         x = encoder.encode(pairs["text"].tolist(), kind=kind, max_tokens=max_tokens)
         en = encoder.encode(pairs["eng"].tolist(), kind=kind, max_tokens=max_tokens)
-        per_language[str(pairs["lang"].iloc[0])] = {
-            "x2en": bitext_accuracy(x, en), "en2x": bitext_accuracy(en, x), "n": len(pairs)}
-    x2en = float(np.mean([v["x2en"] for v in per_language.values()]))
-    en2x = float(np.mean([v["en2x"] for v in per_language.values()]))
-    return {"per_language": per_language, "x2en": x2en, "en2x": en2x, "mean": (x2en + en2x) / 2}
+        lang = str(pairs["lang"].iloc[0])
+        per_language[lang] = {
+            d: M.check_metric(f"tatoeba {d}", acc, f"language {lang}", kind="accuracy")
+            for d, acc in (("x2en", bitext_accuracy(x, en)), ("en2x", bitext_accuracy(en, x)))}
+        per_language[lang]["n"] = len(pairs)
+    x2en, en2x = (M.mean([v[d] for v in per_language.values()], f"tatoeba {d}", "macro mean over languages",
+                         kind="accuracy") for d in ("x2en", "en2x"))
+    return {"per_language": per_language, "x2en": x2en, "en2x": en2x,
+            "mean": M.check_metric("tatoeba mean", (x2en + en2x) / 2, "mean of x2en and en2x", kind="accuracy")}

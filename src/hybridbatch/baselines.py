@@ -3,7 +3,8 @@
 BM25 matches surface terms, so it is a reference point for Mo. (queries in X against the candidates of X)
 and is not computed for Cr. or Mul.: across languages it can only match shared strings (numbers, names),
 which says nothing about cross-lingual retrieval. ``bm25_lareqa`` states this in its result
-(``"settings": ["mo"]`` and ``"not_computed"``).
+(``"settings": ["mo"]`` and ``"not_computed"``). It is evaluated by the protocol of every retriever
+(``evaluation.evaluate_retriever``): :class:`BM25Retriever` only supplies the scores.
 
 Scoring is ``bm25s``'s ``method="lucene"`` (Lucene's BM25 as used by Pyserini/Anserini, defaults k1 = 0.9,
 b = 0.4)::
@@ -40,8 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics as M
-from .evaluation import lareqa_index, query_row
+from .evaluation import SETTINGS, evaluate_retriever
 
 logger = logging.getLogger(__name__)
 
@@ -134,79 +134,71 @@ def bm25_scores(query_tokens: Sequence[Sequence[str]], doc_tokens: Sequence[Sequ
     return out
 
 
-def _mean(values) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")
+class BM25Retriever:
+    """The ``evaluation.Retriever`` of BM25: Mo. only (see the module docstring).
 
+    For a query language X it indexes the candidate sentences of X (``[lo, hi)`` must hold only language X)
+    and scores the questions of X against them with :func:`bm25_scores`; ``stopwords`` optionally maps a
+    language to its stopword list. Indexes are built per call (the scorer asks once per language).
+    """
 
-# as in evaluation.score_lareqa: one row per (query, corpus) with every per-query value
-PER_QUERY_COLUMNS = ("setting", "query_lang", "corpus_lang", "qid", "ap", "rr", "ndcg10", "r1", "r10",
-                     "rank_distance")
-# summary key (macro mean over languages of the per-query mean) -> per-query column
-_MO_METRICS = {"map_mo": "ap", "r1_mo": "r1", "mrr_mo": "rr", "ndcg10_mo": "ndcg10"}
+    settings = ("mo",)
+
+    def __init__(self, questions: pd.DataFrame, candidates: pd.DataFrame, k1: float = 0.9, b: float = 0.4,
+                 stopwords: dict[str, Iterable[str]] | None = None) -> None:
+        self.questions = questions.reset_index(drop=True)
+        self.candidates = candidates.reset_index(drop=True)
+        self.k1, self.b, self.stopwords = k1, b, stopwords
+
+    def scores(self, rows: np.ndarray, lang: str, lo: int, hi: int) -> torch.Tensor:
+        docs = self.candidates.iloc[lo:hi]
+        if not (docs["lang"] == lang).all():
+            raise ValueError(f"BM25 scores {lang} questions against {lang} candidates only (Mo.); "
+                             f"candidates [{lo}, {hi}) are in {sorted(set(docs['lang']))}")
+        t0 = time.perf_counter()
+        stop = (self.stopwords or {}).get(lang)
+        doc_tok = tokenize(docs["sentence"].tolist(), lang, stop)
+        q_tok = tokenize(self.questions.loc[rows, "question"].tolist(), lang, stop)
+        t1 = time.perf_counter()
+        out = torch.from_numpy(bm25_scores(q_tok, doc_tok, k1=self.k1, b=self.b))
+        empty_q = sum(not t for t in q_tok)
+        logger.info("BM25 %s: %d questions x %d candidates (tokenize %.2f s, score %.2f s%s)", lang, len(rows),
+                    hi - lo, t1 - t0, time.perf_counter() - t1,
+                    f", {empty_q} questions without tokens" if empty_q else "")
+        return out
 
 
 def bm25_lareqa(questions: pd.DataFrame, candidates: pd.DataFrame, k1: float = 0.9, b: float = 0.4,
                 stopwords: dict[str, Iterable[str]] | None = None) -> dict:
     """Mo. metrics of BM25: for each language X, index the candidates of X and rank them for X's questions.
 
-    Frames as for ``evaluation.score_lareqa`` (one dataset; candidates of a language contiguous); the same
-    answer mapping, ranking convention and metric functions are used, so ``map_mo``/``r1_mo`` are directly
-    comparable with a dense model's. ``stopwords`` optionally maps a language to its stopword list.
-    Returns ``{"summary": ..., "per_query": DataFrame}`` with ``per_query`` columns as in ``score_lareqa``
-    (all rows ``setting == "mo"``).
+    Frames as for ``evaluation.score_lareqa`` (one dataset; candidates of a language contiguous). The
+    evaluation is ``evaluation.evaluate_retriever`` -- the same protocol, answer mapping, ranking convention,
+    metric list, summary and range checks as every dense run -- so ``map_mo``/``r1_mo``/``mrr_mo``/
+    ``ndcg10_mo`` are directly comparable with a dense model's. ``stopwords`` optionally maps a language to
+    its stopword list. Returns ``{"summary": ..., "per_query": DataFrame}``: ``per_query`` columns as in
+    ``score_lareqa`` (all rows ``setting == "mo"``); the summary holds the Mo. keys of a dense summary plus
+    ``method``, ``settings``, ``not_computed`` (Cr., Mul.), the ``bm25`` configuration and ``seconds``.
     """
     t_start = time.perf_counter()
-    questions = questions.reset_index(drop=True)
-    candidates = candidates.reset_index(drop=True)
-    langs, span, answer = lareqa_index(questions, candidates)
-    q_langs = sorted(set(questions["lang"]))
-    rows = []  # one per (query, corpus language), as in score_lareqa's per_query
+    retriever = BM25Retriever(questions, candidates, k1=k1, b=b, stopwords=stopwords)
     seconds: dict[str, float] = {}
-    q_lang_arr = questions["lang"].to_numpy()
-    for x in q_langs:
-        if x not in span:
-            logger.warning("no candidates in %s: its %d questions are not evaluated",
-                           x, int((q_lang_arr == x).sum()))
-            continue
-        t0 = time.perf_counter()
-        qx = np.flatnonzero(q_lang_arr == x)
-        qids = questions.loc[qx, "qid"].tolist()
-        lo, hi = span[x]
-        stop = (stopwords or {}).get(x)
-        doc_tok = tokenize(candidates["sentence"].iloc[lo:hi].tolist(), x, stop)
-        q_tok = tokenize(questions.loc[qx, "question"].tolist(), x, stop)
-        t1 = time.perf_counter()
-        scores = torch.from_numpy(bm25_scores(q_tok, doc_tok, k1=k1, b=b))  # (Qx, hi - lo)
-        t2 = time.perf_counter()
-        keep = [i for i, q in enumerate(qids) if x in answer[q]]
-        ranks = M.relevant_ranks(scores[keep], [[answer[qids[i]][x] - lo] for i in keep])
-        new = [query_row("mo", x, x, qids[i], r) for i, r in zip(keep, ranks)]
-        rows += new
-        t3 = time.perf_counter()
-        seconds[x] = round(t3 - t0, 2)
-        empty_q = sum(not t for t in q_tok)
-        logger.info("BM25 %s: %d questions x %d candidates, mAP %.4f, R@1 %.4f (tokenize %.2f s, score %.2f s, "
-                    "rank %.2f s%s)", x, len(qx), hi - lo, _mean([r["ap"] for r in new]),
-                    _mean([r["r1"] for r in new]), t1 - t0, t2 - t1, t3 - t2,
-                    f", {empty_q} questions without tokens" if empty_q else "")
-    per_query = pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS))
-    by_lang = per_query.groupby("query_lang", sort=True)
-    per_language = {name: {x: float(v) for x, v in by_lang[col].mean().items()} for name, col in _MO_METRICS.items()}
+    result = evaluate_retriever(retriever, questions, candidates, timings=seconds)
+    scored = result["summary"]
     summary = {
         "method": "bm25",
-        "settings": ["mo"],
+        "settings": list(retriever.settings),
         "not_computed": {s: "BM25 is a lexical, monolingual method; cross-lingual settings are not evaluated"
-                         for s in ("cr", "mul")},
-        **{name: _mean(list(v.values())) for name, v in per_language.items()},
-        "n_queries": int(len(per_query)), "n_candidates": int(len(candidates)), "languages": langs,
+                         for s in SETTINGS if s not in retriever.settings},
+        **scored,
         "bm25": {"implementation": f"bm25s {bm25s.__version__}", "method": "lucene", "k1": k1, "b": b,
                  "tokenizer": "nfkc+casefold word runs; char bigrams for " + "/".join(sorted(BIGRAM_LANGS)),
                  "stopwords": sorted(stopwords) if stopwords else None},
-        "per_language": per_language,
-        # the diagonal of score_lareqa's "X-Y" matrix
-        "per_pair": {name: {f"{x}-{x}": v for x, v in per_language[f"{name}_mo"].items()} for name in ("map", "r1")},
-        "seconds": {"per_language": seconds, "total": round(time.perf_counter() - t_start, 2)},
+        "seconds": {"per_language": {x: round(v, 2) for x, v in seconds.items()},
+                    "total": round(time.perf_counter() - t_start, 2)},
     }
-    logger.info("BM25 Mo.: mAP %.4f, R@1 %.4f over %d languages, %d questions (%.1f s)", summary["map_mo"],
-                summary["r1_mo"], len(per_language["map_mo"]), len(per_query), summary["seconds"]["total"])
-    return {"summary": summary, "per_query": per_query}
+    per_language = summary["per_language"]["map_mo"]
+    logger.info("BM25 Mo.: mAP %.4f, R@1 %.4f over %d languages (%s), %d questions (%.1f s)", summary["map_mo"],
+                summary["r1_mo"], len(per_language), ", ".join(f"{x} {v:.4f}" for x, v in per_language.items()),
+                summary["n_queries"], summary["seconds"]["total"])
+    return {"summary": summary, "per_query": result["per_query"]}

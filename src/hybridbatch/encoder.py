@@ -32,7 +32,7 @@ class EncoderSettings:
 
     pooling: str = "mean"  # "mean" (E5, XLM-R) or "cls" (LaBSE)
     normalize: bool = True  # L2-normalise, so the dot product is the cosine
-    query_prefix: str = "query: "  # E5 convention (PAPER.md §2); "" for models trained without
+    query_prefix: str = "query: "  # E5 convention (docs/PROTOCOL.md §2.3); "" for models trained without
     passage_prefix: str = "passage: "
     max_length: int = 128  # tokens, prefix and special tokens included
 

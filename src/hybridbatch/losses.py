@@ -1,4 +1,4 @@
-"""InfoNCE over (query, positive[, hard negatives]) with a temperature (PAPER.md §2, Eq. 1).
+"""InfoNCE over (query, positive[, hard negatives]) with a temperature (docs/PROTOCOL.md §3.5).
 
 Negative sets (``negatives``):
 - ``in-batch`` (default): every other query's positive in the batch, plus hard negatives if given

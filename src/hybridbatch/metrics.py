@@ -7,11 +7,16 @@ are ordered by increasing candidate index. The rank of a relevant candidate ``c`
 
 Every relevant candidate is in the scored list, so AP is the mean over relevant items of k / rank_k
 (trec_eval's ``map`` without a cut-off) and Recall@k is the share of relevant items ranked <= k.
+
+``PER_QUERY`` is the one list of per-query metrics (with their ranges); ``mean`` is the one mean helper of
+the evaluators and ``check_metric`` their range check (AP, recall, MRR, nDCG, shares and accuracies lie in
+[0, 1], rank distances in [0, inf); NaN and inf are never valid values).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +68,7 @@ def reciprocal_rank(ranks: np.ndarray) -> float:
 
 
 def rank_distance(ranks: np.ndarray) -> float:
-    """Largest minus smallest rank among a query's parallel relevant items (PAPER.md §4, language bias)."""
+    """Largest minus smallest rank among a query's parallel relevant items (docs/PROTOCOL.md §4.4)."""
     return float(ranks[-1] - ranks[0])
 
 
@@ -72,3 +77,49 @@ def ndcg_at(ranks: np.ndarray, k: int) -> float:
     gains = 1.0 / np.log2(ranks[ranks <= k] + 1.0)
     ideal = 1.0 / np.log2(np.arange(1, min(len(ranks), k) + 1) + 1.0)
     return float(gains.sum() / ideal.sum())
+
+
+# ----------------------------------------------------------------------------------- the metric table
+UNIT = (0.0, 1.0)
+#: per-query metric (a ``per_query`` column) -> (function of a query's sorted relevant ranks, allowed range).
+#: The one list of per-query metrics: ``evaluation.query_row`` computes these, in this order.
+PER_QUERY: dict[str, tuple[Callable[[np.ndarray], float], tuple[float, float]]] = {
+    "ap": (average_precision, UNIT),
+    "rr": (reciprocal_rank, UNIT),
+    "ndcg10": (lambda r: ndcg_at(r, 10), UNIT),
+    "r1": (lambda r: recall_at(r, 1), UNIT),
+    "r10": (lambda r: recall_at(r, 10), UNIT),
+    "rank_distance": (rank_distance, (0.0, math.inf)),
+}
+#: ranges of the other reported metrics: same-language shares of a top k, bitext accuracies
+RANGES: dict[str, tuple[float, float]] = {
+    **{name: bounds for name, (_f, bounds) in PER_QUERY.items()},
+    "same_lang": UNIT, "accuracy": UNIT,
+}
+
+
+def check_metric(metric: str, value: float, where: str = "", kind: str | None = None) -> float:
+    """``value`` if it is finite and inside the range of ``kind`` (default: ``metric``), else ``ValueError``.
+
+    ``kind`` is a key of ``RANGES`` (``metric`` is the reported name, e.g. ``map_mo`` of kind ``ap``);
+    ``where`` names the setting / language / query for the message. An out-of-range value is a bug or
+    corrupt input (NaN embeddings give AP > 1), so it stops the evaluation instead of reaching a table.
+    """
+    lo, hi = RANGES[kind or metric]
+    v = float(value)
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise ValueError(f"metric {metric} = {v!r} outside [{lo:g}, {hi:g}]" + (f" ({where})" if where else ""))
+    return v
+
+
+def mean(values: Iterable[float], metric: str | None = None, where: str = "", kind: str | None = None) -> float:
+    """Mean of ``values`` (NaN for none: "not computed"); with ``metric``, every value and the mean are
+    range-checked by :func:`check_metric` (so a NaN *value* raises; only an empty list gives NaN)."""
+    values = list(values)
+    if not values:
+        return float("nan")
+    if metric is not None:
+        for v in values:
+            check_metric(metric, v, where, kind)
+    out = float(np.mean(values))
+    return check_metric(metric, out, where, kind) if metric is not None else out

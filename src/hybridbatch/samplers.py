@@ -1,4 +1,4 @@
-"""Batch samplers for contrastive training (PAPER.md §2): the building blocks of the strategies.
+"""Batch samplers for contrastive training (docs/PROTOCOL.md §3.2–§3.4): the building blocks of the strategies.
 
 The named strategies (``xx``, ``xx-mixed``, ``xy``, ``hybrid``) and ``build_sampler`` live in
 :mod:`hybridbatch.strategies`, which imports this module (never the other way round).

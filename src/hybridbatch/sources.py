@@ -4,7 +4,7 @@ Two formats, both *parallel*: a question id names the same question in every lan
 passage exists in each language the question does (``langs_of``).
 
 ``squad-translations`` -- :func:`load_squad_translations`: the vendored SQuAD v1.1 dev set and its machine
-translations (``<raw_dir>/squad-dev-translations/``, SOURCES.md §6): en in two parts
+translations (``<raw_dir>/squad-dev-translations/``, data/raw/PROVENANCE.md; docs/PROTOCOL.md §1.5): en in two parts
 (``en.squad-v1.1-dev.part{1,2}.json``), ``es.dev-v1.1-es_small.json``, ``it.SQuAD_it-test.json`` (each
 gzipped or plain). A question's passage is its whole paragraph in that language. Its answer key is the
 *English* paragraph (``"en:<n>"``, ``n`` = running paragraph index over part1 then part2), so questions of one

@@ -1,4 +1,4 @@
-"""The registry of batch sampling strategies (PAPER.md §2) and the reference systems shown beside them.
+"""The registry of batch sampling strategies (docs/PROTOCOL.md §3.3) and the reference systems shown beside them.
 
 ``STRATEGIES`` is the one definition of the strategy names, their paper labels, figure colours and
 sampler builders; its insertion order is the display order. Reference systems (``zeroshot``, ``bm25``)

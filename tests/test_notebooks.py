@@ -6,6 +6,7 @@ temporary directory: each writes exactly its declared outputs, with the expected
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 
@@ -75,6 +76,7 @@ def test_main_tables_content(report_root):
     assert all("$^{" not in l for l in main.splitlines() if l.startswith(("X-", "zero", "BM25")))
     sig = table(report_root, "significance")
     assert r"$\Delta$mAP" in sig and r"p_\mathrm{Holm}" in sig and "95\\% CI" in sig and "$d_z$" in sig
+    assert "per seed pairing" in sig and r"\emph{Significant}" in sig
     assert sig.count("X-X-mono & ") == 6  # 2 datasets x 3 settings
     rd = table(report_root, "rank_distance")
     assert r"RD $\downarrow$" in rd and "same-lang.@10" in rd and "BM25" not in rd
@@ -88,6 +90,10 @@ def test_main_tables_content(report_root):
 def test_per_language_bias_and_scaling_tables_content(report_root):
     xq, ml = table(report_root, "per_language_xquad_r"), table(report_root, "per_language_mlqa_r")
     assert r"el$^{\dagger}$" in xq and "Monolingual (Mo.) mAP" in xq and "Multilingual (Mul.) mAP" in xq
+    for block in ("Monolingual (Mo.) R@1", "Cross-lingual (Cr.) mAP", "Cross-lingual (Cr.) R@1",
+                  "Multilingual (Mul.) R@10"):
+        assert block in xq and block in ml, block
+    assert "label the Mul. recall R@1, but it is R@10" in xq
     assert r"\dagger}$ &" not in ml and "Avg." in ml
     tat = table(report_root, "tatoeba")
     assert r"x$\to$en" in tat and r"en$\to$x" in tat and "zero-shot" in tat
@@ -95,19 +101,51 @@ def test_per_language_bias_and_scaling_tables_content(report_root):
     assert "Query lang." in bias and "Avg." in bias and r"el$^{\dagger}$" in bias
     scaling = table(report_root, "scaling")
     for label in ("Model size", "Number of training languages", r"mixing probability $\alpha$", "7.1M",
-                  "Mul.\\ unseen"):
+                  "Mul.\\ unseen", "Mono.\\ share", "Kept step", "/40 & "):
         assert label in scaling, label
 
 
 def test_notebooks_are_reproducible(report_root, tmp_path):
-    """A second execution writes byte-identical tables and figures."""
-    before = {o: hashlib.sha256((report_root / o).read_bytes()).hexdigest() for o in OUTPUTS["main"]}
+    """A second execution of the report stage on the same inputs writes byte-identical tables, figures and
+    executed notebook (no papermill timestamps or durations, no temporary output path)."""
+    outputs = OUTPUTS["main"] + ["notebooks/executed/main.ipynb"]
+    before = {o: hashlib.sha256((report_root / o).read_bytes()).hexdigest() for o in outputs}
     root = tmp_path / "again"
     shutil.copytree(report_root, root)
     proc = run_notebook(root, "main")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    after = {o: hashlib.sha256((root / o).read_bytes()).hexdigest() for o in OUTPUTS["main"]}
+    after = {o: hashlib.sha256((root / o).read_bytes()).hexdigest() for o in outputs}
     assert after == before
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_executed_notebooks_hold_no_run_specific_values(report_root, name):
+    text = (report_root / "notebooks" / "executed" / f"{name}.ipynb").read_text(encoding="utf-8")
+    for key in ('"start_time"', '"end_time"', '"duration"', '"iopub.', ".tmp"):
+        assert key not in text, key
+    book = json.loads(text)
+    assert book["metadata"]["papermill"]["output_path"] == f"notebooks/executed/{name}.ipynb"
+    injected = [c for c in book["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert [c["id"] for c in injected] == ["injected-parameters"]
+    counts = [c["execution_count"] for c in book["cells"] if c["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1))  # deterministic: kept
+
+
+def test_normalise_strips_papermill_timings():
+    spec = importlib.util.spec_from_file_location("report_stage", REPO / "src" / "stages" / "report.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    book = nbformat.v4.new_notebook()
+    book.metadata["papermill"] = {"start_time": "t0", "end_time": "t1", "duration": 1.5, "exception": None,
+                                  "output_path": "/tmp/x/.main.ipynb.abc.tmp", "parameters": {"a": 1}}
+    cell = nbformat.v4.new_code_cell("1")
+    cell.metadata.update({"execution": {"iopub.status.busy": "t"}, "tags": ["parameters"],
+                          "papermill": {"start_time": "t", "end_time": "t", "duration": 0.1, "status": "completed"}})
+    book.cells.append(cell)
+    out = stage.normalise(book, "notebooks/executed/main.ipynb")
+    assert out.metadata["papermill"] == {"exception": None, "output_path": "notebooks/executed/main.ipynb",
+                                         "parameters": {"a": 1}}
+    assert out.cells[0].metadata == {"tags": ["parameters"], "papermill": {"status": "completed"}}
 
 
 def test_missing_run_names_its_metrics_file(tmp_path):

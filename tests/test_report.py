@@ -16,12 +16,13 @@ import pandas as pd
 import pytest
 
 from helpers.fake_results import LANGUAGES, REPO, enumerate_runs, fake_params, write_fake_results
-from hybridbatch import report as R
+from hybridbatch.params import ParamsError
+from hybridbatch import grid, language_tables, latex, report, significance, strategies, tables
 from hybridbatch.stats import average_runs, macro_mean
 
 # the tiny profile of tests/test_pipeline.py: no xx-mixed, no xy among the scaling strategies
 TINY_GRID = {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2],
-             "scaling_fold": "mlqa2xquad", "scaling_seed": 1, "scaling_strategies": ["xx", "hybrid"],
+             "scaling_fold": "mlqa2xquad", "scaling_seeds": [1], "scaling_strategies": ["xx", "hybrid"],
              "layers": [2], "n_languages": [2], "alphas": [0.25]}
 
 
@@ -34,31 +35,31 @@ def results_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def main_results(results_dir):
-    return R.study_results(results_dir, fake_params(), "main")
+    return report.study_results(results_dir, fake_params(), "main")
 
 
 # ---------------------------------------------------------------------------------------- formatting
 
 
 def test_mean_sd_formatting():
-    assert R.fmt_mean_sd(0.71234, 0.00412) == r"0.712 {\scriptsize$\pm$0.004}"
-    assert R.fmt_mean_sd(0.71234, math.nan) == "0.712"  # a single run: no sd
-    assert R.fmt_mean_sd(0.71234) == "0.712"
-    assert R.fmt_mean_sd(math.nan, 0.1) == "--"
-    assert R.fmt_mean_sd(0.5, 0.01, bold=True, mark="$^{a}$") == r"\textbf{0.500}$^{a}$ {\scriptsize$\pm$0.010}"
-    assert R.fmt_mean_sd(410.23, 3.456, 1) == r"410.2 {\scriptsize$\pm$3.5}"  # rank distance: one decimal
-    assert R.fmt(12.345) == "12.3" and R.fmt(0.1234) == "0.123" and R.fmt(None) == "--"
+    assert latex.fmt_mean_sd(0.71234, 0.00412) == r"0.712 {\scriptsize$\pm$0.004}"
+    assert latex.fmt_mean_sd(0.71234, math.nan) == "0.712"  # a single run: no sd
+    assert latex.fmt_mean_sd(0.71234) == "0.712"
+    assert latex.fmt_mean_sd(math.nan, 0.1) == "--"
+    assert latex.fmt_mean_sd(0.5, 0.01, bold=True, mark="$^{a}$") == r"\textbf{0.500}$^{a}$ {\scriptsize$\pm$0.010}"
+    assert latex.fmt_mean_sd(410.23, 3.456, 1) == r"410.2 {\scriptsize$\pm$3.5}"  # rank distance: one decimal
+    assert latex.fmt(12.345) == "12.3" and latex.fmt(0.1234) == "0.123" and latex.fmt(None) == "--"
 
 
 def test_best_flags_compare_printed_values():
-    assert R.best_flags([0.5, 0.7, 0.6]) == [False, True, False]
-    assert R.best_flags([0.7001, 0.7004, 0.6]) == [True, True, False]  # equal as printed: both bold
-    assert R.best_flags([300.0, 250.0, math.nan], higher_is_better=False, digits=1) == [False, True, False]
-    assert R.best_flags([math.nan, math.nan]) == [False, False]
+    assert latex.best_flags([0.5, 0.7, 0.6]) == [False, True, False]
+    assert latex.best_flags([0.7001, 0.7004, 0.6]) == [True, True, False]  # equal as printed: both bold
+    assert latex.best_flags([300.0, 250.0, math.nan], higher_is_better=False, digits=1) == [False, True, False]
+    assert latex.best_flags([math.nan, math.nan]) == [False, False]
 
 
 def test_booktabs_structure():
-    text = R.booktabs(["A & B \\\\"], [["x", "1"], r"\midrule", ["y", "2"]], align="lr", caption="c", label="tab:t")
+    text = latex.booktabs(["A & B \\\\"], [["x", "1"], r"\midrule", ["y", "2"]], align="lr", caption="c", label="tab:t")
     for token in (r"\begin{table}", r"\toprule", r"\midrule", r"\bottomrule", r"\caption{c}", r"\label{tab:t}",
                   r"x & 1 \\", r"\end{table}"):
         assert token in text
@@ -69,76 +70,98 @@ def test_booktabs_structure():
 
 
 def test_run_names():
-    assert R.run_name("mlqa2xquad", "hybrid", 13) == "mlqa2xquad-hybrid-s13"
-    assert R.run_name("mlqa2xquad", "xx-mixed", 2) == "mlqa2xquad-xx-mixed-s2"
-    assert R.run_name("mlqa2xquad", "zeroshot") == "mlqa2xquad-zeroshot"
-    assert R.run_name("xquad2mlqa", "bm25") == "xquad2mlqa-bm25"
-    assert R.run_name("mlqa2xquad", "xy", 13, layers=4) == "mlqa2xquad-L4-xy-s13"
-    assert R.run_name("mlqa2xquad", "zeroshot", layers=8) == "mlqa2xquad-L8-zeroshot"
-    assert R.run_name("mlqa2xquad", "xx", 13, n_languages=2) == "mlqa2xquad-n2-xx-s13"
-    assert R.run_name("mlqa2xquad", "hybrid", 13, alpha=0.25) == "mlqa2xquad-hybrid-a0.25-s13"
+    assert grid.run_name("mlqa2xquad", "hybrid", 13) == "mlqa2xquad-hybrid-s13"
+    assert grid.run_name("mlqa2xquad", "xx-mixed", 2) == "mlqa2xquad-xx-mixed-s2"
+    assert grid.run_name("mlqa2xquad", "zeroshot") == "mlqa2xquad-zeroshot"
+    assert grid.run_name("xquad2mlqa", "bm25") == "xquad2mlqa-bm25"
+    assert grid.run_name("mlqa2xquad", "xy", 13, layers=4) == "mlqa2xquad-L4-xy-s13"
+    assert grid.run_name("mlqa2xquad", "zeroshot", layers=8) == "mlqa2xquad-L8-zeroshot"
+    assert grid.run_name("mlqa2xquad", "xx", 13, n_languages=2) == "mlqa2xquad-n2-xx-s13"
+    assert grid.run_name("mlqa2xquad", "hybrid", 13, alpha=0.25) == "mlqa2xquad-hybrid-a0.25-s13"
     with pytest.raises(ValueError):
-        R.run_name("mlqa2xquad", "xx", 13, alpha=0.25)
+        grid.run_name("mlqa2xquad", "xx", 13, alpha=0.25)
     with pytest.raises(ValueError):
-        R.run_name("mlqa2xquad", "xx")  # a trained run needs its seed
+        grid.run_name("mlqa2xquad", "xx")  # a trained run needs its seed
 
 
 def test_grid_runs_follow_params():
     params = fake_params()
     g = params["grid"]
-    main = R.grid_runs(params, "main")
+    main = grid.grid_runs(params, "main")
     assert len(main) == len(g["folds"]) * (2 + len(g["strategies"]) * len(g["seeds"]))
     assert {"mlqa2xquad-zeroshot", "xquad2mlqa-bm25", "xquad2mlqa-xx-mixed-s2"} <= set(main["run"])
     assert set(main.loc[main["fold"] == "mlqa2xquad", "eval_dataset"]) == {"xquad_r"}
-    size = R.grid_runs(params, "size")
+    size = grid.grid_runs(params, "size")
     # k layers x (zero-shot + scaling strategies), then the full encoder: the main runs of the scaling seed
     assert list(size["run"]) == [
         "mlqa2xquad-L4-zeroshot", "mlqa2xquad-L4-xx-s1", "mlqa2xquad-L4-xy-s1", "mlqa2xquad-L4-hybrid-s1",
         "mlqa2xquad-L8-zeroshot", "mlqa2xquad-L8-xx-s1", "mlqa2xquad-L8-xy-s1", "mlqa2xquad-L8-hybrid-s1",
         "mlqa2xquad-zeroshot", "mlqa2xquad-xx-s1", "mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-s1"]
     assert size["layers"].isna().tolist() == [False] * 8 + [True] * 4  # filled from each run's config when loaded
-    langs = R.grid_runs(params, "languages")
+    langs = grid.grid_runs(params, "languages")
     assert list(langs["run"]) == ["mlqa2xquad-n2-xx-s1", "mlqa2xquad-n2-xy-s1", "mlqa2xquad-n2-hybrid-s1",
                                   "mlqa2xquad-xx-s1", "mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-s1"]
-    alpha = R.grid_runs(params, "alpha")
+    alpha = grid.grid_runs(params, "alpha")
     assert list(alpha["run"]) == ["mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.75-s1",
                                   "mlqa2xquad-hybrid-s1", "mlqa2xquad-xx-s1"]
     assert alpha["alpha"].tolist()[:3] == [0.0, 0.25, 0.75] and alpha["alpha"].tolist()[4] == 1.0
     assert pd.isna(alpha["alpha"].iloc[3])  # the main hybrid run: its config's alpha
     with pytest.raises(ValueError):
-        R.grid_runs(params, "nonsense")
+        grid.grid_runs(params, "nonsense")
 
 
 def test_grid_runs_match_the_runs_the_pipeline_writes():
     """The fake results enumerate the grid independently (as the DVC matrix does)."""
     params = fake_params()
-    assert set(R.grid_runs(params)["run"]) == {c["run"] for c in enumerate_runs(params)}
+    assert set(grid.grid_runs(params)["run"]) == {c["run"] for c in enumerate_runs(params)}
 
 
 def test_grid_runs_skip_main_runs_the_grid_does_not_have():
     params = fake_params()
     params["grid"] = dict(TINY_GRID)
-    alpha = R.grid_runs(params, "alpha")  # xy is a main strategy: its run is the alpha-0 endpoint
+    alpha = grid.grid_runs(params, "alpha")  # xy is a main strategy: its run is the alpha-0 endpoint
     assert list(alpha["run"]) == ["mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-s1",
                                   "mlqa2xquad-xx-s1"]
     params["grid"]["strategies"] = ["xx", "hybrid"]
-    alpha = R.grid_runs(params, "alpha")
+    alpha = grid.grid_runs(params, "alpha")
     assert list(alpha["run"]) == ["mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-s1", "mlqa2xquad-xx-s1"]
-    size = R.grid_runs(params, "size")
+    size = grid.grid_runs(params, "size")
     assert "mlqa2xquad-L2-zeroshot" in set(size["run"]) and "mlqa2xquad-L2-xy-s1" not in set(size["run"])
     params["grid"]["seeds"] = [5]  # the scaling seed is no main seed: no full-size / all-language point
     assert not any(r.endswith("-s1") and "-L" not in r and "-n" not in r and "-a" not in r
-                   for r in R.grid_runs(params, "size")["run"])
+                   for r in grid.grid_runs(params, "size")["run"])
     params["grid"]["layers"] = []
-    assert R.load_results("nowhere", R.grid_runs(params, "size").iloc[0:0]).empty
+    assert report.load_results("nowhere", grid.grid_runs(params, "size").iloc[0:0]).empty
+
+
+def test_scaling_studies_run_every_scaling_seed(tmp_path):
+    params = fake_params()
+    params["grid"]["scaling_seeds"] = [1, 2]
+    assert set(grid.grid_runs(params)["run"]) == {c["run"] for c in enumerate_runs(params)}
+    size = grid.grid_runs(params, "size")
+    assert list(size["run"][:7]) == ["mlqa2xquad-L4-zeroshot", "mlqa2xquad-L4-xx-s1", "mlqa2xquad-L4-xx-s2",
+                                     "mlqa2xquad-L4-xy-s1", "mlqa2xquad-L4-xy-s2", "mlqa2xquad-L4-hybrid-s1",
+                                     "mlqa2xquad-L4-hybrid-s2"]
+    assert grid.grid_runs(params, "alpha")["run"].tolist().count("mlqa2xquad-hybrid-a0.25-s2") == 1
+    assert grid.scaling_seeds({"grid": {"scaling_seed": 7}}) == [7]  # an older params file
+    write_fake_results(tmp_path, params)
+    studies = [report.study_results(tmp_path, params, s) for s in ("size", "languages", "alpha")]
+    table = tables.scaling_table(*studies)
+    assert "Sampling & Seed & Layers" in table and "seeds 1, 2, one row per run" in table
+    assert r"\cmidrule(lr){7-8}" in table  # the share group moved right by the seed column
+    means = report.seed_means(studies[0], ["strategy", "layers"], ["map_mo"])
+    hybrid = means[(means["strategy"] == "hybrid") & (means["layers"] == 4)].iloc[0]
+    runs = studies[0][(studies[0]["strategy"] == "hybrid") & (studies[0]["layers"] == 4)]["map_mo"]
+    assert hybrid["n_runs"] == 2 and hybrid["map_mo"] == pytest.approx(runs.mean())
+    assert hybrid["map_mo_sd"] == pytest.approx(runs.std(ddof=1))
 
 
 def test_load_params_requires_grid_and_folds(tmp_path):
     (tmp_path / "p.yaml").write_text("grid: {folds: []}\n")
     with pytest.raises(KeyError, match="folds"):
-        R.load_params(tmp_path / "p.yaml")
-    with pytest.raises(FileNotFoundError):
-        R.load_params(tmp_path / "missing.yaml")
+        grid.load_params(tmp_path / "p.yaml")
+    with pytest.raises(ParamsError, match="not found"):
+        grid.load_params(tmp_path / "missing.yaml")
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -149,7 +172,7 @@ def test_missing_results_name_the_file_and_dvc_repro(tmp_path):
     write_fake_results(tmp_path, params)
     shutil.rmtree(tmp_path / "xquad2mlqa-xy-s2")
     with pytest.raises(FileNotFoundError) as err:
-        R.study_results(tmp_path, params, "main")
+        report.study_results(tmp_path, params, "main")
     message = str(err.value)
     assert str(tmp_path / "xquad2mlqa-xy-s2" / "metrics.json") in message and "dvc repro" in message
 
@@ -166,9 +189,9 @@ def test_load_results_is_tidy(main_results):
     assert other["unseen_languages"] == [] and math.isnan(other["map_mo_unseen"])
     bm25 = r[r["strategy"] == "bm25"]
     assert bm25["map_mo"].notna().all() and bm25["map_cr"].isna().all() and bm25["tatoeba"].isna().all()
-    assert R.datasets_of(r) == ["xquad_r", "mlqa_r"]
-    assert R.unseen_languages(r, "xquad_r") == ["el"] and R.unseen_languages(r, "mlqa_r") == []
-    assert R.untrainable_languages(fake_params(), "mlqa2xquad", LANGUAGES["xquad_r"]) == ["el"]
+    assert report.datasets_of(r) == ["xquad_r", "mlqa_r"]
+    assert report.unseen_languages(r, "xquad_r") == ["el"] and report.unseen_languages(r, "mlqa_r") == []
+    assert grid.untrainable_languages(fake_params(), "mlqa2xquad", LANGUAGES["xquad_r"]) == ["el"]
 
 
 def test_load_results_checks_the_evaluation_dataset(tmp_path):
@@ -179,18 +202,18 @@ def test_load_results_checks_the_evaluation_dataset(tmp_path):
     data["config"]["eval_dataset"] = "mlqa_r"
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="xquad_r"):
-        R.study_results(tmp_path, params, "main")
+        report.study_results(tmp_path, params, "main")
 
 
 def test_seed_summary_mean_and_sample_sd(main_results):
-    s = R.seed_summary(main_results, ["map_mo"])
+    s = report.seed_summary(main_results, ["map_mo"])
     row = s[(s["eval_dataset"] == "xquad_r") & (s["strategy"] == "xy")].iloc[0]
     values = main_results.loc[(main_results["fold"] == "mlqa2xquad") & (main_results["strategy"] == "xy"), "map_mo"]
     assert row["n"] == 2
     assert row["mean"] == pytest.approx(values.mean()) and row["sd"] == pytest.approx(values.std(ddof=1))
     zs = s[(s["eval_dataset"] == "xquad_r") & (s["strategy"] == "zeroshot")].iloc[0]
     assert zs["n"] == 1 and math.isnan(zs["sd"])
-    bm25 = R.seed_summary(main_results, ["map_cr"])
+    bm25 = report.seed_summary(main_results, ["map_cr"])
     assert bm25[bm25["strategy"] == "bm25"].empty  # absent values are not summarised as zeros
 
 
@@ -219,14 +242,14 @@ def test_hybrid_is_marked_only_where_holm_p_is_below_alpha():
     per = {("xquad_r", "xx"): per_query(base),
            ("xquad_r", "xy"): per_query(base + 0.1),
            ("xquad_r", "hybrid"): per_query(base + 0.1 + rng.normal(0, 0.05, size=40))}
-    sig = R.compare_strategies(per, "hybrid", settings=("mo",), n_resamples=2000)
+    sig = significance.compare_strategies(per, "hybrid", settings=("mo",), n_resamples=2000)
     by = sig.set_index("baseline")
     assert by.loc["xx", "significant"] and by.loc["xx", "p_holm"] < 0.05  # a clear, consistent gain
     assert not by.loc["xy", "significant"]  # the same system up to noise
-    letters = R.baseline_letters(["xx", "xy"])
+    letters = significance.baseline_letters(["xx", "xy"])
     assert letters == {"xx": "a", "xy": "b"}
-    assert R.significance_marks(sig, "xquad_r", "mo", letters=letters) == "$^{a}$"
-    assert R.significance_marks(sig, "mlqa_r", "mo", letters=letters) == ""
+    assert significance.significance_marks(sig, "xquad_r", "mo", letters=letters) == "$^{a}$"
+    assert significance.significance_marks(sig, "mlqa_r", "mo", letters=letters) == ""
 
 
 def test_marks_use_holm_adjusted_not_raw_p_and_show_direction():
@@ -236,8 +259,8 @@ def test_marks_use_holm_adjusted_not_raw_p_and_show_direction():
         {"dataset": "xquad_r", "baseline": "xx", "setting": "mo", "diff": 0.05, "p_value": 0.001, "p_holm": 0.004},
     ])
     letters = {"xx": "a", "xy": "b"}
-    assert R.significance_marks(sig, "xquad_r", "cr", letters=letters) == r"$^{b\downarrow}$"  # raw p .01: no 'a'
-    assert R.significance_marks(sig, "xquad_r", "mo", letters=letters) == "$^{a}$"
+    assert significance.significance_marks(sig, "xquad_r", "cr", letters=letters) == r"$^{b\downarrow}$"  # raw p .01: no 'a'
+    assert significance.significance_marks(sig, "xquad_r", "mo", letters=letters) == "$^{a}$"
 
 
 def test_holm_over_the_whole_table_can_remove_a_mark():
@@ -246,30 +269,30 @@ def test_holm_over_the_whole_table_can_remove_a_mark():
     base = rng.uniform(0.2, 0.7, size=30)
     noise = rng.normal(0, 0.05, size=30)
     per = {("xquad_r", "xx"): per_query(base), ("xquad_r", "hybrid"): per_query(base + 0.022 + noise)}
-    alone = R.compare_strategies(per, "hybrid", settings=("mo",), n_resamples=4000)
+    alone = significance.compare_strategies(per, "hybrid", settings=("mo",), n_resamples=4000)
     assert alone.loc[0, "p_value"] < 0.05
-    assert R.significance_marks(alone, "xquad_r", "mo") == ("$^{a}$" if alone.loc[0, "p_holm"] < 0.05 else "")
+    assert significance.significance_marks(alone, "xquad_r", "mo") == ("$^{a}$" if alone.loc[0, "p_holm"] < 0.05 else "")
     # three more comparisons, of identical systems (p = 1): the family has four members
     per[("xquad_r", "xx-mixed")] = per[("xquad_r", "hybrid")]
     per[("xquad_r", "xy")] = per[("xquad_r", "hybrid")]
     per[("mlqa_r", "xx")] = per[("mlqa_r", "hybrid")] = per_query(base)
-    family = R.compare_strategies(per, "hybrid", settings=("mo",), n_resamples=4000)
+    family = significance.compare_strategies(per, "hybrid", settings=("mo",), n_resamples=4000)
     assert len(family) == 4
     row = family[(family["dataset"] == "xquad_r") & (family["baseline"] == "xx")].iloc[0]
     assert row["p_value"] == pytest.approx(alone.loc[0, "p_value"]) and row["p_value"] < 0.05
     assert row["p_holm"] >= 0.05 and not row["significant"]
-    assert R.significance_marks(family, "xquad_r", "mo") == ""
+    assert significance.significance_marks(family, "xquad_r", "mo") == ""
 
 
 def test_significance_tests_on_fake_results(results_dir, main_results):
-    sig = R.significance_tests(results_dir, fake_params(), n_resamples=1000)
+    sig = significance.significance_tests(results_dir, fake_params(), n_resamples=1000)
     assert len(sig) == 2 * 3 * 3  # datasets x baselines x settings
     assert set(sig["baseline"]) == {"xx", "xx-mixed", "xy"}
     # diff is the seed-mean macro difference
-    s = R.summary_lookup(R.seed_summary(main_results, ["map_cr"]))
+    s = report.summary_lookup(report.seed_summary(main_results, ["map_cr"]))
     row = sig[(sig["dataset"] == "xquad_r") & (sig["baseline"] == "xx") & (sig["setting"] == "cr")].iloc[0]
     assert row["diff"] == pytest.approx(s[("xquad_r", "hybrid", "map_cr")][0] - s[("xquad_r", "xx", "map_cr")][0])
-    table = R.main_table(main_results, sig)
+    table = tables.main_table(main_results, sig)
     hybrid_row = next(l for l in table.splitlines() if l.startswith("Hybrid"))
     # fake effects: Hybrid is far above X-X-mono (letter a) in Cr. and Mul., equal to it in Mo.
     cells = hybrid_row.split(" & ")
@@ -278,53 +301,80 @@ def test_significance_tests_on_fake_results(results_dir, main_results):
         m = re.search(r"\$\^\{([^}]*)\}\$", cell)
         return m.group(1).split(",") if m else []
 
-    assert "a" not in marks(cells[1]) and "a" in marks(cells[2]) and "a" in marks(cells[3])
-    expected = sig[(sig["dataset"] == "xquad_r") & (sig["setting"] == "cr") & sig["significant"]]
-    assert len(marks(cells[2])) == len(expected)
+    # each cell carries exactly the letters of its significant comparisons (Holm and every seed pairing agreeing);
+    # the fakes' large effects (Hybrid far above X-X-mono in Mul.) are significant even with two seeds
+    letters = significance.baseline_letters(sig["baseline"].unique())
+    for cell, setting in zip(cells[1:4], grid.SETTINGS):
+        rows = sig[(sig["dataset"] == "xquad_r") & (sig["setting"] == setting) & sig["significant"]]
+        assert sorted(marks(cell)) == sorted(letters[b] + (r"\downarrow" if d < 0 else "")
+                                             for b, d in zip(rows["baseline"], rows["diff"]))
+    assert "a" not in marks(cells[1]) and "a" in marks(cells[3])  # equal in Mo.; far apart in Mul.
+
+
+def test_significance_keeps_the_seeds_apart(results_dir, main_results):
+    sig = significance.significance_tests(results_dir, fake_params(), n_resamples=500)
+    assert set(sig["n_seeds_baseline"]) == {2} and set(sig["n_seeds_target"]) == {2}
+    row = sig[(sig["dataset"] == "xquad_r") & (sig["baseline"] == "xy") & (sig["setting"] == "mul")].iloc[0]
+    by_run = main_results.set_index("run")["map_mul"]
+    # every pairing, baseline seed outer: hybrid seed j minus xy seed i
+    expected = [by_run[f"mlqa2xquad-hybrid-s{j}"] - by_run[f"mlqa2xquad-xy-s{i}"] for i in (1, 2) for j in (1, 2)]
+    assert list(row["diff_per_seed"]) == pytest.approx(expected, abs=1e-9)
+    assert row["diff"] == pytest.approx(sum(expected) / 4)
+    # significant: Holm-adjusted p below alpha and every seed pairing in diff's direction
+    assert (sig["significant"] == ((sig["p_holm"] < 0.05) & sig["seeds_agree"])).all()
+    mo = sig[(sig["baseline"] == "xx") & (sig["setting"] == "mo")]
+    assert not mo["significant"].any()  # Hybrid and X-X-mono are equal in Mo. (up to seed noise)
+    text = tables.significance_table(sig, n_seeds=2, n_resamples=500)
+    assert "per seed pairing" in text and r"\emph{Significant}" in text and "every seed pairing" in text
+    assert f"all {len(sig)} comparisons" in text
+    line = next(l for l in text.splitlines() if l.startswith(" & X-Y & Mul.") or l.startswith("XQuAD-R & X-Y & Mul."))
+    assert line.split(" & ")[4].count("$") == 8  # four per-seed differences
+    starred = [l for l in text.splitlines() if "$^{*}$" in l and not l.startswith(r"\caption")]
+    assert len(starred) == int(sig["significant"].sum())
 
 
 # ------------------------------------------------------------------------------------------- tables
 
 
 def test_main_table_layout(main_results):
-    table = R.main_table(main_results, None)
+    table = tables.main_table(main_results, None)
     lines = table.splitlines()
-    rows = [l for l in lines if l.split(" & ")[0] in R.STRATEGY_LABELS.values()]
+    rows = [l for l in lines if l.split(" & ")[0] in [s.label for s in strategies.STRATEGIES.values()]]
     assert [r.split(" & ")[0] for r in rows] == ["zero-shot", "BM25 (Mo. only)", "X-X-mono", "X-X (mixed)", "X-Y",
                                                    "Hybrid"]
     bm25 = rows[1].split(" & ")
     assert bm25[2] == "--" and bm25[3] == "--" and bm25[5] == "--"  # Cr./Mul. not computed
     assert r"\pm" not in rows[0] and r"\pm" in rows[2]  # zero-shot: a single run
     assert "XQuAD-R (trained on MLQA-R)" in table and "MLQA-R (trained on XQuAD-R)" in table
-    assert R.MODEL_NOTE in table
+    assert grid.MODEL_NOTE in table
     for c in range(1, 7):  # one bold best per column (fake values have no ties)
         assert sum(r"\textbf" in r.split(" & ")[c] for r in rows) >= 1
 
 
 def test_paper_vs_ours_keeps_the_sources_apart(main_results):
-    reported = R.load_reported(REPO / "paper" / "reported.yaml")
+    reported = tables.load_reported(REPO / "paper" / "reported.yaml")
     assert reported["table1_map"]["XLM-R"]["xx"]["xquad_r"]["mo"] == 0.792
     assert reported["table2_rank_distance"]["LaBSE"]["hybrid"]["mlqa_r"] == 195.0
-    table = R.paper_vs_ours_table(main_results, reported)
+    table = tables.paper_vs_ours_table(main_results, reported)
     assert "different models and data" in table
     assert "Paper (reported): XLM-R" in table and "Paper (reported): LaBSE" in table and "Ours:" in table
     assert "0.792" in table and "410.2" in table
 
 
 def test_other_tables_render(results_dir, main_results):
-    runs = R.grid_runs(fake_params(), "main")
-    frames = {m: R.per_language_frame(results_dir, runs, m) for m in ("map_mo", "map_mul")}
-    xq = R.per_language_table(main_results, frames, "xquad_r")
-    assert r"el$^{\dagger}$" in xq and "Monolingual (Mo.) mAP" in xq and "Multilingual (Mul.) mAP" in xq
-    assert r"\dagger}$ &" not in R.per_language_table(main_results, frames, "mlqa_r").split(r"\midrule")[0]
+    runs = grid.grid_runs(fake_params(), "main")
+    frames = {m: report.per_language_frame(results_dir, runs, m) for m in language_tables.PER_LANGUAGE_METRICS}
+    xq = language_tables.per_language_table(main_results, frames, "xquad_r")
+    assert r"el$^{\dagger}$" in xq and "Monolingual (Mo.) mAP" in xq and "Multilingual (Mul.) R@10" in xq
+    assert r"\dagger}$ &" not in language_tables.per_language_table(main_results, frames, "mlqa_r").split(r"\midrule")[0]
     dense = runs[runs["strategy"] != "bm25"]
-    bias = R.bias_table(main_results, R.per_language_frame(results_dir, dense, "rank_distance"))
+    bias = language_tables.bias_table(main_results, report.per_language_frame(results_dir, dense, "rank_distance"))
     assert "Avg." in bias and "--" in bias  # el is not an MLQA-R language
-    tat = R.tatoeba_table(R.tatoeba_frame(results_dir, runs), main_results)
+    tat = language_tables.tatoeba_table(report.tatoeba_frame(results_dir, runs), main_results)
     assert r"x$\to$en" in tat and r"en$\to$x" in tat
-    rd = R.rank_distance_table(main_results)
+    rd = tables.rank_distance_table(main_results)
     assert "BM25" not in rd and r"RD $\downarrow$" in rd
-    assert r"R@10" in R.recall_table(main_results)
+    assert r"R@10" in tables.recall_table(main_results)
 
 
 def test_report_stage_passes_the_four_parameters():
@@ -338,20 +388,140 @@ def test_report_stage_passes_the_four_parameters():
 
 
 def test_headline_intervals_bracket_the_seed_mean(results_dir, main_results):
-    from hybridbatch.stats import cluster_bootstrap_ci
+    from hybridbatch.stats import seeded_bootstrap_ci
 
-    ci = R.headline_intervals(results_dir, fake_params(), n_resamples=500)
-    s = R.summary_lookup(R.seed_summary(main_results, ["map_mo", "map_cr", "map_mul"]))
+    ci = significance.headline_intervals(results_dir, fake_params(), n_resamples=500)
+    s = report.summary_lookup(report.seed_summary(main_results, ["map_mo", "map_cr", "map_mul"]))
     for _, r in ci.iterrows():
         mean = s[(r["dataset"], r["strategy"], f"map_{r['setting']}")][0]
-        assert r["map"] == pytest.approx(mean)  # macro mean of seed-averaged AP = mean of the seeds' macro means
+        assert r["map"] == pytest.approx(mean)  # the mean over seeds of the macro means: the main table's mean
         assert r["ci_low"] <= r["map"] <= r["ci_high"] and r["ci_low"] < r["ci_high"]
     bm25 = ci[ci["strategy"] == "bm25"]
     assert set(bm25["setting"]) == {"mo"} and set(bm25["n_runs"]) == {1}
-    # a single run's interval is exactly stats.cluster_bootstrap_ci on its own per-query file
-    zs = ci[(ci["strategy"] == "zeroshot") & (ci["setting"] == "mul") & (ci["dataset"] == "xquad_r")].iloc[0]
-    run = R.run_name("mlqa2xquad", "zeroshot")
-    expected = cluster_bootstrap_ci(R.load_per_query(results_dir, run), "mul", n_resamples=500, seed=0)
-    assert (zs["ci_low"], zs["ci_high"]) == pytest.approx(expected)
-    table = R.intervals_table(ci, n_resamples=500)
-    assert len(re.findall(r"\d \[\d", table)) == len(ci) and "cluster-bootstrap" in table and r"\emph{MLQA-R}" in table
+    # the per-seed frames go to stats.seeded_bootstrap_ci as they are (never averaged over seeds first)
+    for strategy, runs in (("zeroshot", ["mlqa2xquad-zeroshot"]), ("xy", ["mlqa2xquad-xy-s1", "mlqa2xquad-xy-s2"])):
+        row = ci[(ci["strategy"] == strategy) & (ci["setting"] == "mul") & (ci["dataset"] == "xquad_r")].iloc[0]
+        frames = [report.load_per_query(results_dir, run) for run in runs]
+        expected = seeded_bootstrap_ci(frames, "mul", n_resamples=500, seed=0)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected) and row["n_runs"] == len(runs)
+    table = tables.intervals_table(ci, n_resamples=500)
+    assert len(re.findall(r"\d \[\d", table)) == len(ci) and "cluster bootstrap" in table and r"\emph{MLQA-R}" in table
+    assert "seed-to-seed variance" in table
+
+
+# ------------------------------------------------------------------------------------------ refactoring
+
+
+def test_one_latex_escape_for_tables_and_the_paper_stage():
+    assert latex.latex_escape("a_b & 50% #1 $x$ {y} ~^") == (r"a\_b \& 50\% \#1 \$x\$ \{y\} "
+                                                          r"\textasciitilde{}\textasciicircum{}")
+    assert latex.latex_escape("C:\\dir") == r"C:\textbackslash{}dir"  # escaped once: its braces stay braces
+    assert latex.latex_escape(None) == "None" and latex.latex_escape(0.25) == "0.25"
+    spec = importlib.util.spec_from_file_location("paper_stage", REPO / "src" / "stages" / "paper.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    assert stage.latex_escape is latex.latex_escape
+    assert r"\texttt{mlqa\_2}" in stage.settings_tex({"grid": {"scaling_fold": "mlqa_2"}})
+
+
+def test_strategy_vocabulary_comes_from_the_registry(main_results):
+    for name in ("STRATEGY_LABELS", "STRATEGY_ORDER", "STRATEGY_COLORS", "TRAINED", "strategy_label"):
+        for module in (report, grid, tables, language_tables, significance):
+            assert not hasattr(module, name), (module.__name__, name)
+    assert report.strategies_of(main_results) == [s for s in strategies.ORDER if s in set(main_results["strategy"])]
+    assert grid.is_reference("zeroshot") and grid.is_reference("bm25") and not grid.is_reference("hybrid")
+    table = tables.main_table(main_results)
+    for s in strategies.STRATEGIES.values():
+        assert f"\n{s.label} & " in table
+
+
+def test_report_modules_import_without_cycles():
+    """The report's modules form a chain: latex, grid -> report -> significance -> tables / language_tables."""
+    import ast
+
+    src = REPO / "src" / "hybridbatch"
+    order = ["latex", "grid", "report", "significance", "tables", "language_tables"]
+    for i, name in enumerate(order):
+        text = (src / f"{name}.py").read_text(encoding="utf-8")
+        assert len(text.splitlines()) <= 600, name
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {a.name for a in node.names}
+        assert not imported & set(order[i:]), (name, imported & set(order[i:]))
+
+
+# ------------------------------------------------------------------------------------ training keys
+
+
+def test_training_keys_are_read_tolerantly(results_dir):
+    params = fake_params()
+    size = report.study_results(results_dir, params, "size")
+    hybrid = size[size["run"] == "mlqa2xquad-hybrid-s1"].iloc[0]
+    assert hybrid["alpha_schedule"] == "exact" and hybrid["mono_share"] == 0.5 and hybrid["steps"] == 40
+    assert 0 <= hybrid["mono_share_kept"] <= 1 and 20 <= hybrid["best_step"] < 40
+    xx = size[size["run"] == "mlqa2xquad-xx-s1"].iloc[0]
+    assert xx["mono_share"] == 1.0 and pd.isna(xx["alpha_schedule"])  # hybrid only
+    zs = size[size["strategy"] == "zeroshot"]
+    assert zs["mono_share"].isna().all() and zs["best_step"].isna().all()
+    # the training-languages runs were written without the keys (as today's committed results)
+    langs = report.study_results(results_dir, params, "languages")
+    old = langs[langs["run"] == "mlqa2xquad-n2-hybrid-s1"].iloc[0]
+    assert math.isnan(old["mono_share"]) and math.isnan(old["best_step"]) and pd.isna(old["alpha_schedule"])
+    alpha = report.study_results(results_dir, params, "alpha")
+    table = tables.scaling_table(size, langs, alpha)
+    rows = {l.split(" & ")[0] + "|" + l.split(" & ")[3] + "|" + l.split(" & ")[4]: l.split(" & ")
+            for l in table.splitlines() if " & " in l and l.split(" & ")[0] in ("Hybrid", "X-X-mono", "X-Y")}
+    assert rows["Hybrid|2|0.5"][5:8] == ["--", "--", "--"]  # not recorded: --
+    full = rows["Hybrid|3|0.25"]
+    assert full[5] == "0.25" and re.fullmatch(r"\d+/40", full[7])  # realised share, kept step of 40
+    assert "Mono.\\ share" in table and "Kept step" in table and r"schedule \texttt{exact}" in table
+    runs = report.training_runs(report.study_results(results_dir, params, "main"))
+    assert len(runs) == 2 * 4 * 2 and runs["run"].is_unique
+    assert list(dict.fromkeys(runs["strategy"])) == list(strategies.TRAINED)
+    assert set(runs["steps"]) == {40} and all(isinstance(v, int) for v in runs["best_step"])
+    text = tables.training_runs_table(runs)
+    assert text.count(r"\texttt{mlqa2xquad}") == 8 and "0.50" in text
+
+
+def test_scaling_table_names_several_schedules_in_the_cells(results_dir):
+    alpha = report.study_results(results_dir, fake_params(), "alpha")
+    alpha.loc[alpha["run"] == "mlqa2xquad-hybrid-a0.25-s1", "alpha_schedule"] = "coin"
+    table = tables.scaling_table(None, None, alpha)
+    assert "0.25, coin" in table and "0.5, exact" in table and r"schedule \texttt" not in table
+
+
+# ------------------------------------------------------------------------------ per-language tables
+
+
+def test_per_language_values_stored_or_derived_from_pairs(results_dir):
+    data = json.loads((results_dir / "mlqa2xquad-hybrid-s1" / "metrics.json").read_text())
+    block = data["xquad_r"]
+    assert report.per_language_values(block, "r10_mul") == block["per_language"]["r10_mul"]
+    assert "map_cr" not in block["per_language"]  # not stored per language: from per_pair
+    cr = report.per_language_values(block, "map_cr")
+    pairs = {k: v for k, v in block["per_pair"]["map_cr"].items() if k.startswith("de-")}
+    assert cr["de"] == pytest.approx(sum(pairs.values()) / len(pairs)) and len(pairs) == 3
+    # per query language, the macro mean over corpus languages: their mean is the Cr. headline
+    assert sum(cr.values()) / len(cr) == pytest.approx(block["map_cr"])
+    assert report.per_language_values(block, "r1_cr").keys() == cr.keys()
+    bm25 = json.loads((results_dir / "mlqa2xquad-bm25" / "metrics.json").read_text())["xquad_r"]
+    assert report.per_language_values(bm25, "map_cr") == {} and report.per_language_values(bm25, "r10_mul") == {}
+
+
+def test_per_language_table_has_the_papers_recall_columns(results_dir, main_results):
+    runs = grid.grid_runs(fake_params(), "main")
+    frames = {m: report.per_language_frame(results_dir, runs, m) for m in language_tables.PER_LANGUAGE_METRICS}
+    xq = language_tables.per_language_table(main_results, frames, "xquad_r")
+    titles = re.findall(r"\\emph\{([^}]*)\}\} \\\\", xq)
+    assert titles == [t for _, t in language_tables.PER_LANGUAGE_BLOCKS]
+    assert "the paper's Tables 3--6 label the Mul. recall R@1, but it is R@10" in xq
+    blocks = xq.split(r"\midrule")
+    cr = next(b for b in blocks if "Cross-lingual (Cr.) mAP" in b)
+    assert "BM25" not in cr and "Hybrid" in cr
+    hybrid = next(l for l in cr.splitlines() if l.startswith("Hybrid")).split(" & ")
+    assert float(hybrid[-1].split()[0].replace(r"\textbf{", "").rstrip("}\\")) == pytest.approx(
+        main_results.loc[(main_results["eval_dataset"] == "xquad_r") & (main_results["strategy"] == "hybrid"),
+                         "map_cr"].mean(), abs=6e-4)
+    partial = language_tables.per_language_table(main_results, {"map_mo": frames["map_mo"]}, "xquad_r")
+    assert "R@" not in partial.split(r"\label")[0]  # the caption speaks of recall only when it is shown

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from hybridbatch import pools as pools_module
 from hybridbatch import samplers as samplers_module
 from hybridbatch import strategies
-from hybridbatch.samplers import (Batch, BatchSampler, CrossLingualPool, HybridSampler, LanguagePool,
-                                  MonolingualPool, MultiSourceSampler, Pair, QuestionTable, _FeistelOrder,
-                                  answer_groups, crosslingual_pairs, monolingual_pairs)
+from hybridbatch.pools import (CrossLingualPool, LanguagePool, MonolingualPool, Pair, QuestionTable, _FeistelOrder,
+                               answer_groups, crosslingual_pairs, monolingual_pairs)
+from hybridbatch.samplers import Batch, BatchSampler, HybridSampler, MultiSourceSampler
 from hybridbatch.strategies import build_sampler
 
 LANGS = ["ar", "de", "en", "es", "hi"]
@@ -61,7 +62,7 @@ def data():
 def order_kind(request, monkeypatch):
     """Run a test with explicit per-epoch permutations and again with the Feistel order (large pools)."""
     if request.param == "feistel":
-        monkeypatch.setattr(samplers_module, "_EXPLICIT_MAX", 0)
+        monkeypatch.setattr(pools_module, "_EXPLICIT_MAX", 0)
     return request.param
 
 

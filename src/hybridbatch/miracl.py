@@ -18,12 +18,10 @@ file/folder, or from the Hugging Face hub only when asked explicitly (``corpus_s
 malformed input line raises :class:`hybridbatch.data.DataError`.
 
 Search is streamed (:func:`dense_search`): the corpus is read, encoded and scored ``chunk_size`` passages
-at a time, and only a running top-k per query is kept, so peak memory is set by the chunk size -- one
-chunk's texts and embeddings, one ``query_chunk x chunk_size`` score block, 8 bytes a passage for the
-duplicate-docid check -- not by the corpus (Arabic: ~2M passages, ~3 GB of 384-d float32 embeddings). The
-chunk size is an execution setting: every value gives the same run, ties included (see
-:func:`search_chunks`). Chunk embeddings can be kept on disk for re-use (:class:`ChunkCache`).
-:func:`dense_search_in_memory` is the whole-corpus reference the tests compare it with.
+at a time, keeping a running top-k per query, so peak memory is set by the chunk size (one chunk's texts and
+embeddings, a ``query_chunk x chunk_size`` score block, 8 bytes a passage to find repeated docids), not by
+the corpus (Arabic: ~2M passages, ~3 GB of 384-d embeddings). The chunk size is an execution setting: any
+value gives the same run, ties included. Chunk embeddings can be kept on disk (:class:`ChunkCache`).
 """
 
 from __future__ import annotations
@@ -170,10 +168,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, Row]]:
 
 
 def _hub_rows(lang: str) -> Iterator[tuple[str, str, Row]]:
-    """``(source, "row N", passage)`` of the hub corpus (network needed; never used by the tests).
-
-    ``datasets`` keeps the table in a memory-mapped Arrow file: rows are read as they are iterated.
-    """
+    """``(source, "row N", passage)`` of the hub corpus, memory-mapped by ``datasets`` (network; untested)."""
     from datasets import load_dataset
 
     try:
@@ -241,11 +236,8 @@ def passage_texts(corpus: pd.DataFrame, passage_format: str = "title+text") -> l
 
 @dataclass(frozen=True)
 class CorpusChunk:
-    """Consecutive passages of one corpus file: their ``docids`` and the ``texts`` to encode, in file order.
-
-    ``source`` is the file (or hub dataset), ``start`` the 0-based position of the first passage in it: with
-    the chunk size, the chunk's index (a chunk never spans two files).
-    """
+    """Consecutive passages of one corpus file ``source`` (or hub dataset), from its 0-based position ``start``
+    (with the chunk size, the chunk's index): their ``docids`` and the ``texts`` to encode, in file order."""
 
     source: str
     start: int
@@ -276,24 +268,25 @@ class _SeenDocids:
     def __init__(self, rows: Callable[[], Iterator[tuple[Any, str, Row]]]) -> None:
         self.rows, self.hashes = rows, np.empty(0, dtype=np.uint64)
 
-    def add(self, batch: list[tuple[Any, str, Row]]) -> None:
-        h = _docid_hashes([r[2][0] for r in batch])
+    def add(self, path: Any, records: list[str], docids: list[str]) -> None:
+        """Add the docids of consecutive ``records`` of ``path``; :class:`DataError` at a repeated one."""
+        h = _docid_hashes(docids)
         order = np.argsort(h, kind="stable")
         suspect = np.zeros(len(h), dtype=bool)
         suspect[order[1:][h[order[1:]] == h[order[:-1]]]] = True  # a later repeat within the batch
         if len(self.hashes):
             suspect |= self.hashes[np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)] == h
         for i in np.flatnonzero(suspect):
-            self._confirm(*batch[i])
-        self.hashes = np.sort(np.concatenate([self.hashes, h]))
+            self._confirm(path, records[i], docids[i])
+        self.hashes = np.sort(np.concatenate([self.hashes, h[order]]), kind="stable")  # merges two sorted runs
 
-    def _confirm(self, path: Any, record: str, row: Row) -> None:
+    def _confirm(self, path: Any, record: str, docid: str) -> None:
         with contextlib.closing(self.rows()) as rows:
             for other_path, other_record, other in rows:
                 if (other_path, other_record) == (path, record):
                     return  # a hash collision: no earlier passage has this docid
-                if other[0] == row[0]:
-                    raise _duplicate(path, record, row[0], other_path, other_record)
+                if other[0] == docid:
+                    raise _duplicate(path, record, docid, other_path, other_record)
 
 
 def iter_corpus_chunks(source: str | Path, lang: str | None = None, chunk_size: int = DEFAULT_CHUNK,
@@ -312,11 +305,19 @@ def iter_corpus_chunks(source: str | Path, lang: str | None = None, chunk_size: 
     seen = _SeenDocids(rows)
     for path, group in itertools.groupby(itertools.islice(rows(), limit), key=lambda r: r[0]):
         start = 0
-        while batch := list(itertools.islice(group, chunk_size)):
-            seen.add(batch)
-            yield CorpusChunk(str(path), start, [r[2][0] for r in batch],
-                              [_passage_text(r[2][1], r[2][2], passage_format) for r in batch])
-            start += len(batch)
+        while True:
+            records, docids, texts = [], [], []
+            for _, record, (docid, title, text) in itertools.islice(group, chunk_size):
+                records.append(record)
+                docids.append(docid)
+                texts.append(_passage_text(title, text, passage_format))
+            if not docids:
+                break
+            seen.add(path, records, docids)
+            start, first = start + len(docids), start
+            del records
+            yield CorpusChunk(str(path), first, docids, texts)
+            del docids, texts  # held by the consumer only: it can free them before asking for the next chunk
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -373,45 +374,6 @@ def mean_metrics(per_query: Mapping[str, Mapping[str, float]],
 
 
 # ----------------------------------------------------------------------------------------------- search
-def _top_k(queries: torch.Tensor, passages: torch.Tensor, k: int, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` (scores, passage indices) per query by dot product, passage chunk by passage chunk.
-
-    Equal scores are ordered by increasing passage index, also across chunks (stable sorts and merges).
-    """
-    best_v = queries.new_empty((queries.shape[0], 0))
-    best_i = torch.empty((queries.shape[0], 0), dtype=torch.long)
-    for start in range(0, passages.shape[0], chunk):
-        v, i = torch.sort(queries @ passages[start:start + chunk].T, dim=1, descending=True, stable=True)
-        v, i = torch.cat([best_v, v[:, :k]], 1), torch.cat([best_i, i[:, :k] + start], 1)
-        v, order = torch.sort(v, dim=1, descending=True, stable=True)
-        best_v, best_i = v[:, :k], torch.gather(i, 1, order)[:, :k]
-    return best_v, best_i
-
-
-def dense_search_in_memory(encoder: TextEncoder, topics: Mapping[str, str], corpus_df: pd.DataFrame, k: int = 100,
-                           max_tokens: int = 8192, passage_format: str = "title+text", query_chunk: int = 256,
-                           passage_chunk: int = 65536) -> dict[str, dict[str, float]]:
-    """The whole-corpus reference of :func:`dense_search` (every embedding in memory): tests, small corpora.
-
-    The run is ``{qid: {docid: score}}`` (float32 dot products), best first. Passages are held in
-    docid-descending order, so scores tied at the ``k``-th place are cut the way trec_eval orders them: the
-    run equals the first ``k`` of a full ranking evaluated with ``-M k``.
-    """
-    if not corpus_df["docid"].is_unique:
-        raise ValueError("corpus docids are not unique")
-    corpus = corpus_df.sort_values("docid", ascending=False, kind="stable")
-    docids = corpus["docid"].tolist()
-    passages = encoder.encode(passage_texts(corpus, passage_format), kind="passage", max_tokens=max_tokens).float()
-    qids = list(topics)
-    queries = encoder.encode([topics[q] for q in qids], kind="query", max_tokens=max_tokens).float()
-    run: dict[str, dict[str, float]] = {}
-    for start in range(0, len(qids), query_chunk):
-        values, index = _top_k(queries[start:start + query_chunk], passages, k, passage_chunk)
-        for qid, vs, ix in zip(qids[start:start + query_chunk], values.tolist(), index.tolist()):
-            run[qid] = {docids[j]: v for v, j in zip(vs, ix)}
-    return run
-
-
 def _array_digest(arr: np.ndarray) -> str:
     h = hashlib.sha256(f"{arr.dtype.str}{tuple(arr.shape)}\0".encode())
     h.update(np.ascontiguousarray(arr).tobytes())
@@ -432,11 +394,11 @@ def _embedding_problem(arr: np.ndarray, n: int, dim: int | None) -> str | None:
 class ChunkCache:
     """Passage embeddings of corpus chunks kept on disk, for re-use by later searches with the same encoder.
 
-    An entry is ``<cache_dir>/<encoder key>/<file name>-<path hash>/<start>+<n>.npz`` -- the chunk's file,
-    first passage and size, i.e. its index at a given chunk size -- holding ``embeddings`` (float32,
-    n x dim), ``sha256`` (their checksum) and ``texts_sha256`` (:attr:`CorpusChunk.digest`). The encoder key
-    hashes ``identity`` (required: the caller's fingerprint of the model, e.g.
-    :func:`hybridbatch.cache.checkpoint_fingerprint` and library versions) with ``max_tokens``.
+    An entry is ``<cache_dir>/<encoder key>/<file name>-<path hash>/<start>+<n>.npz`` (the chunk's file,
+    first passage and size: its index at a given chunk size) holding ``embeddings`` (float32, n x dim),
+    ``sha256`` (their checksum) and ``texts_sha256`` (:attr:`CorpusChunk.digest`). The encoder key hashes
+    ``identity`` (required: the model's fingerprint, e.g. checkpoint content and library versions) and
+    ``max_tokens``.
     Requirements on read: a readable entry of this format, shape ``(n, dim)``, dtype float32, every value
     finite, matching checksum and text digest (a file edited in place is caught); otherwise it is logged,
     recomputed and rewritten. A failed write (full disk, read-only folder) is logged; the search goes on.
@@ -515,14 +477,15 @@ def _encode_chunk(encoder: TextEncoder, chunk: CorpusChunk, max_tokens: int, dim
 
 def _candidates(queries: torch.Tensor, passages: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores, passage indices) per query of every passage scoring at least the query's ``k``-th best score
-    (a superset of the top ``k`` whatever the tie order; unsorted)."""
+    (a superset of the top ``k`` whatever the tie order; not in trec_eval order)."""
     scores = queries @ passages.T
     if scores.shape[1] <= k:
         return scores, torch.arange(scores.shape[1]).expand_as(scores)
-    kth = torch.topk(scores, k, dim=1, sorted=False).values.min(dim=1, keepdim=True).values
-    width = int((scores >= kth).sum(dim=1).max())
-    values, index = torch.topk(scores, width, dim=1, sorted=False)
-    return values, index
+    values, index = torch.topk(scores, k + 1, dim=1)  # sorted: a tie across the cut shows at [k - 1], [k]
+    if bool((values[:, k] < values[:, k - 1]).all()):
+        return values[:, :k], index[:, :k]
+    width = int((scores >= values[:, k - 1:k]).sum(dim=1).max())
+    return torch.topk(scores, width, dim=1, sorted=False)
 
 
 def _merge(best: tuple[np.ndarray, np.ndarray], scores: np.ndarray, docids: np.ndarray,
@@ -543,11 +506,14 @@ def search_chunks(encoder: TextEncoder, topics: Mapping[str, str], chunks: Itera
     ordered by score descending, then docid descending (trec_eval's order), so the run equals the first
     ``k`` of the full ranking -- ties at the cut included -- whatever the chunking; docids must be unique
     (:func:`iter_corpus_chunks` checks). Requirement: the encoder returns ``(n, dim)`` finite embeddings
-    (else ``ValueError``); scores are exact dot products of the same vectors however the corpus is cut,
-    but an encoder that batches by length may round a passage's embedding differently in another chunk.
+    (else ``ValueError``). Given the same embeddings the chunking cannot change the run (short of a matrix
+    product kernel that sums in another order for another shape: a last-bit change of a score); an encoder
+    that batches by length may round a passage's embedding differently in another chunk.
     Memory: the query embeddings, one chunk's embeddings, one ``query_chunk x chunk`` score block, and
     ``k`` (score, docid) pairs per query.
     """
+    if k < 1 or query_chunk < 1:
+        raise ValueError(f"k and query_chunk must be >= 1, got {k} and {query_chunk}")
     qids = list(topics)
     if not qids:
         return SearchResult({}, 0, 0)
@@ -559,10 +525,13 @@ def search_chunks(encoder: TextEncoder, topics: Mapping[str, str], chunks: Itera
     for chunk in chunks:
         passages = _encode_chunk(encoder, chunk, max_tokens, queries.shape[1], cache)
         docids = np.array(chunk.docids)
+        del chunk  # the texts: not kept while the next chunk is read
         for j, rows in enumerate(blocks):
             scores, index = _candidates(queries[rows], passages, k)
             best[j] = _merge(best[j], scores.numpy(), docids[index.numpy()], k)
+            del scores, index
         n_passages, n_chunks = n_passages + len(docids), n_chunks + 1
+        del passages, docids  # nor this chunk's embeddings while the next one is encoded
         logger.debug("MIRACL search: %d passages (%d chunks) scored", n_passages, n_chunks)
     run: dict[str, dict[str, float]] = {}
     for rows, (scores, docids) in zip(blocks, best):
@@ -577,16 +546,14 @@ def dense_search(encoder: TextEncoder, topics: Mapping[str, str], corpus_source:
                  cache_dir: str | Path | None = None, cache_identity: str | None = None) -> SearchResult:
     """Streamed top-``k`` search of a MIRACL corpus: :func:`iter_corpus_chunks` into :func:`search_chunks`.
 
-    Peak memory is set by ``chunk_size`` (passages per chunk) and ``query_chunk``, not by the corpus; the run
-    is the same for every ``chunk_size``. With ``cache_dir`` the chunk embeddings are kept there
-    (:class:`ChunkCache`; ``cache_identity``, the model's fingerprint, is then required).
+    Peak memory is set by ``chunk_size`` and ``query_chunk``, not by the corpus; the run is the same for every
+    ``chunk_size``. ``cache_dir``: keep chunk embeddings there (:class:`ChunkCache`; needs ``cache_identity``).
     """
     cache = ChunkCache(cache_dir, cache_identity or "", max_tokens) if cache_dir is not None else None
     chunks = iter_corpus_chunks(corpus_source, lang, chunk_size, limit, passage_format)
     result = search_chunks(encoder, topics, chunks, k=k, max_tokens=max_tokens, query_chunk=query_chunk, cache=cache)
-    logger.info("MIRACL search %s (%s): %d passages in %d chunks of <= %d%s", corpus_source, lang, result.n_passages,
-                result.n_chunks, chunk_size, f"; chunk cache: {cache.hits} read, {cache.misses} computed, "
-                f"{cache.rejected} rejected, {cache.write_failures} failed writes" if cache else "")
+    logger.info("MIRACL search %s (%s): %d passages, %d chunks; chunk cache: %s", corpus_source, lang,
+                result.n_passages, result.n_chunks, vars(cache) if cache else None)
     return result
 
 

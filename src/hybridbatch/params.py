@@ -173,6 +173,7 @@ class TrainHyper(_Section):
     max_query_length: int = Field(64, ge=8)
     max_passage_length: int = Field(128, ge=8)
     freeze_word_embeddings: bool = False
+    dropout: float | None = Field(None, ge=0.0, lt=1.0)
     chunk_tokens: int = Field(1024, ge=64)
     grad_cache_chunk: int | None = Field(None, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -241,6 +242,7 @@ class ExecutionParams(_Section):
     processes: int = Field(1, ge=1)
     checkpoint_every: int = Field(40, ge=1)
     cache_dir: str | None = None
+    miracl_chunk: int = Field(50_000, ge=1)
 
 
 SECTIONS: dict[str, type[_Section]] = {

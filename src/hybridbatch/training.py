@@ -67,6 +67,10 @@ class Trainer:
     def __init__(self, encoder: DualEncoder, cfg: TrainConfig, dist_ctx: DistContext | None = None) -> None:
         self.encoder, self.cfg = encoder, cfg
         self.dist = dist_ctx or DistContext()
+        if cfg.dropout is not None:  # every dropout of the encoder (BERT's attention reads its Dropout's p too)
+            for module in self.encoder.model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = cfg.dropout
         if cfg.freeze_word_embeddings:
             self.encoder.model.get_input_embeddings().weight.requires_grad_(False)
         self.params = [p for p in encoder.parameters() if p.requires_grad]

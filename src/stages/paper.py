@@ -29,9 +29,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 
 from hybridbatch.io import atomic_path
+from hybridbatch.params import ParamsError, read_params
+from hybridbatch.latex import latex_escape
 
 SETTINGS_FILE = "main-settings-generated.tex"  # written into the build directory only, never next to main.tex
 INSTALL_HINT = ("error: latexmk not found; install the Debian packages `latexmk texlive-latex-recommended` "
@@ -52,13 +53,9 @@ def referenced_files(tex: Path) -> list[Path]:
     return out
 
 
-def _tex(value) -> str:
-    return str(value).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
-
-
 def _words(values, last: str = "and") -> str:
     """``[2, 3, 4]`` -> ``2, 3 and 4``."""
-    items = [_tex(v) for v in values]
+    items = [latex_escape(v) for v in values]
     if not items:
         return "none"
     if len(items) == 1:
@@ -88,17 +85,17 @@ def settings_tex(params: dict) -> str:
         "pHardNegatives": (train, "hard_negatives"), "pNumSeeds": (grid, "seeds"), "pSeeds": (grid, "seeds"),
         "pEvalSet": (ev, "sample_fraction"), "pEvalSubsample": (ev, "sample_fraction"),
         "pTatoeba": (ev, "tatoeba_pairs"), "pScalingFold": (grid, "scaling_fold"),
-        "pScalingSeed": (grid, "scaling_seed"), "pLayers": (grid, "layers"), "pNLanguages": (grid, "n_languages"),
+        "pScalingSeed": (grid, "scaling_seeds"), "pLayers": (grid, "layers"), "pNLanguages": (grid, "n_languages"),
         "pAlphas": (grid, "alphas"),
     }
     macros = {
-        "pBatchSize": _tex(train.get("batch_size")),
-        "pSteps": _tex(train.get("steps")),
-        "pWarmup": _tex(train.get("warmup_steps")),
-        "pTemperature": _tex(train.get("temperature")),
-        "pMaxQuery": _tex(train.get("max_query_length")),
-        "pMaxPassage": _tex(train.get("max_passage_length")),
-        "pEvalEvery": _tex(train.get("eval_every")),
+        "pBatchSize": latex_escape(train.get("batch_size")),
+        "pSteps": latex_escape(train.get("steps")),
+        "pWarmup": latex_escape(train.get("warmup_steps")),
+        "pTemperature": latex_escape(train.get("temperature")),
+        "pMaxQuery": latex_escape(train.get("max_query_length")),
+        "pMaxPassage": latex_escape(train.get("max_passage_length")),
+        "pEvalEvery": latex_escape(train.get("eval_every")),
         "pValPercent": _percent(train.get("val_fraction", 0)) + r"\%",
         "pEmbeddings": ("the word-embedding table frozen (it also keeps the rows of tokens that only unseen "
                         "languages use as pre-trained)") if train.get("freeze_word_embeddings") else
@@ -112,9 +109,10 @@ def settings_tex(params: dict) -> str:
                      "side and kept in every language with all their questions and sentences)"),
         "pEvalSubsample": "the full evaluation sets, as in the paper" if float(sample) >= 1.0 else
                           f"a fixed {_percent(sample)}\\% subsample of the evaluation sets instead of the full sets",
-        "pTatoeba": "all Tatoeba pairs" if pairs is None else f"the first {_tex(pairs)} Tatoeba pairs per language",
-        "pScalingFold": r"\texttt{" + _tex(grid.get("scaling_fold")) + "}",
-        "pScalingSeed": _tex(grid.get("scaling_seed")),
+        "pTatoeba": ("all Tatoeba pairs" if pairs is None else
+                     f"the first {latex_escape(pairs)} Tatoeba pairs per language"),
+        "pScalingFold": r"\texttt{" + latex_escape(grid.get("scaling_fold")) + "}",
+        "pScalingSeed": _words(grid.get("scaling_seeds") or []),
         "pLayers": _words(grid.get("layers") or [], "or"),
         "pNLanguages": _words(grid.get("n_languages") or [], "or"),
         "pAlphas": _words(grid.get("alphas") or []),
@@ -167,11 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.tex} not found", file=sys.stderr)
         return 2
     output = args.output or args.tex.with_suffix(".pdf")
-    params_path = Path(args.params)
-    if not params_path.is_file():
-        print(f"error: params file {params_path} not found", file=sys.stderr)
+    try:
+        params = read_params(args.params)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
     try:
         build(tex, output.resolve(), latexmk, params)
     except (FileNotFoundError, RuntimeError) as exc:

@@ -29,6 +29,7 @@ NOTEBOOKS = ("main", "per_language", "bias", "scaling")
 OUTPUTS = {
     "main": ["paper/tables/main.tex", "paper/tables/recall.tex", "paper/tables/rank_distance.tex",
              "paper/tables/significance.tex", "paper/tables/confidence.tex", "paper/tables/paper_vs_ours.tex",
+             "paper/tables/training_runs.tex",
              "figures/main.pdf", "figures/main.png"],
     "per_language": ["paper/tables/per_language_xquad_r.tex", "paper/tables/per_language_mlqa_r.tex",
                      "paper/tables/tatoeba.tex", "figures/heatmaps.pdf", "figures/heatmaps.png", "figures/tatoeba.pdf",
@@ -53,7 +54,7 @@ PARAMS = {
         "strategies": ["xx", "xx-mixed", "xy", "hybrid"],
         "seeds": [1, 2],
         "scaling_fold": "mlqa2xquad",
-        "scaling_seed": 1,
+        "scaling_seeds": [1],
         "scaling_strategies": ["xx", "xy", "hybrid"],
         "layers": [4, 8],
         "n_languages": [2],
@@ -66,6 +67,7 @@ EFFECTS = {"zeroshot": (0.0, 0.0, 0.0), "bm25": (-0.03, 0.0, 0.0), "xx": (0.10, 
            "xx-mixed": (0.08, 0.05, 0.03), "xy": (0.04, 0.10, 0.09), "hybrid": (0.10, 0.11, 0.10)}
 LAYER_PARAMS = 1_774_464  # non-embedding parameters per layer of multilingual-e5-small
 EMBEDDING_PARAMS = 96_090_624
+TRAIN_STEPS = 40
 
 
 def fake_params() -> dict:
@@ -97,6 +99,8 @@ def enumerate_runs(params: dict) -> list[dict]:
                     "alpha": (0.5 if alpha is None else alpha) if strategy == "hybrid" else None,
                     "layers": layers, "n_languages": n_langs, "train_languages": train_langs,
                     "eval_dataset": folds[fold]["eval"]}
+        if strategy not in ("zeroshot", "bm25") and n is None:  # the training-languages runs stay "older"
+            out[run].update(training_keys(run, strategy, out[run]["alpha"]))
 
     for fold in g["folds"]:
         add(fold, "zeroshot")
@@ -104,17 +108,34 @@ def enumerate_runs(params: dict) -> list[dict]:
         for s in g["strategies"]:
             for seed in g["seeds"]:
                 add(fold, s, seed)
-    fold, seed = g["scaling_fold"], g["scaling_seed"]
+    fold = g["scaling_fold"]
     for k in g["layers"]:
         add(fold, "zeroshot", layers=k)
-        for s in g["scaling_strategies"]:
-            add(fold, s, seed, layers=k)
-    for k in g["n_languages"]:
-        for s in g["scaling_strategies"]:
-            add(fold, s, seed, n=k)
-    for a in g["alphas"]:
-        add(fold, "hybrid", seed, alpha=a)
+    for seed in g["scaling_seeds"]:
+        for k in g["layers"]:
+            for s in g["scaling_strategies"]:
+                add(fold, s, seed, layers=k)
+        for k in g["n_languages"]:
+            for s in g["scaling_strategies"]:
+                add(fold, s, seed, n=k)
+        for a in g["alphas"]:
+            add(fold, "hybrid", seed, alpha=a)
     return list(out.values())
+
+
+def training_keys(run: str, strategy: str, alpha: float | None) -> dict:
+    """What the training stage records in a trained run's config (``hybridbatch.records.RunRecord``): the alpha
+    schedule (hybrid only), the realised share of monolingual batches over the whole run and over the batches
+    the kept model saw, the kept and total steps. The training-languages runs go without them (as results
+    written before these keys existed)."""
+    best = 20 + _stable_seed(run) % 20
+    if strategy == "hybrid":  # the "exact" schedule: round(alpha * steps) monolingual batches in the run
+        share = round(alpha * TRAIN_STEPS) / TRAIN_STEPS
+        kept = float(min(1.0, max(0.0, share + (_stable_seed(run) % 7 - 3) / 100)))  # a prefix of the run
+    else:
+        share = kept = 0.0 if strategy == "xy" else 1.0  # xx, xx-mixed: every pair monolingual
+    return {"alpha_schedule": "exact" if strategy == "hybrid" else None, "mono_share": share,
+            "mono_share_kept": kept, "steps": TRAIN_STEPS, "best_step": best}
 
 
 def _effect(cfg: dict) -> np.ndarray:

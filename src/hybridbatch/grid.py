@@ -1,0 +1,192 @@
+"""Which runs make each study of the report: the params file's ``grid`` / ``folds``, run names and run specs.
+
+Run names (PAPER.md §6, params.yaml ``grid`` / ``folds``; see :func:`run_name`):
+
+* main table: ``<fold>-<strategy>-s<seed>``, the zero-shot encoder ``<fold>-zeroshot`` and the lexical
+  baseline ``<fold>-bm25`` (monolingual setting only);
+* model size: ``<fold>-L<k>-<strategy>-s<seed>`` and ``<fold>-L<k>-zeroshot``; the full encoder is the main run;
+* training languages: ``<fold>-n<k>-<strategy>-s<seed>``; all languages is the main run;
+* alpha sweep: ``<fold>-hybrid-a<alpha>-s<seed>``; alpha 0.5 is the main hybrid run, 0 the X-Y run and 1 the
+  X-X-mono run (the hybrid sampler with alpha 0 / 1 draws exactly their batch sequences).
+
+Also the report's fixed vocabulary (datasets, settings, studies). The strategies (labels, display order,
+colours, which are trained) come from :mod:`hybridbatch.strategies` only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from . import strategies
+from .params import read_params
+
+DATASET_LABELS = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}
+DATASET_ORDER = ("xquad_r", "mlqa_r")  # the paper's column order
+SETTINGS = ("mo", "cr", "mul")
+SETTING_LABELS = {"mo": "Mo.", "cr": "Cr.", "mul": "Mul."}
+SETTING_NAMES = {"mo": "Monolingual", "cr": "Cross-lingual", "mul": "Multilingual"}
+MODEL_NOTE = "multilingual-e5-small, offline protocol"
+OURS = f"ours ({MODEL_NOTE})"
+STUDIES = ("main", "size", "languages", "alpha")
+
+SPEC_COLUMNS = ["study", "run", "fold", "train_dataset", "eval_dataset", "strategy", "seed", "layers", "n_languages",
+                "alpha"]
+
+
+def is_reference(strategy: str) -> bool:
+    """A reference system (zero-shot encoder, BM25): registered and not trained, so it has no seed."""
+    return strategy in strategies.STRATEGIES and not strategies.STRATEGIES[strategy].trained
+
+
+def dataset_label(dataset: str) -> str:
+    return DATASET_LABELS.get(dataset, dataset)
+
+
+def ordered(items: Iterable[str], order: Sequence[str]) -> list[str]:
+    """``items`` (unique) in ``order``; items not in ``order`` follow, in their first-seen order."""
+    seen = list(dict.fromkeys(items))
+    return [x for x in order if x in seen] + [x for x in seen if x not in order]
+
+
+def strategy_rank(strategy: str) -> int:
+    """Position of ``strategy`` in the registry's display order (unknown ones last)."""
+    return strategies.ORDER.index(strategy) if strategy in strategies.ORDER else len(strategies.ORDER)
+
+
+# ------------------------------------------------------------------------------ params and run names
+
+
+def load_params(path: str | os.PathLike) -> dict:
+    """The params file (:func:`hybridbatch.params.read_params`, the one reader), checked for the two sections
+    the report reads (``grid`` and ``folds``)."""
+    params = read_params(path)
+    for section in ("grid", "folds"):
+        if not isinstance(params.get(section), dict):
+            raise KeyError(f"{path} has no '{section}' section")
+    return params
+
+
+def fold_spec(params: dict, fold: str) -> dict:
+    """``folds.<fold>``: ``{train, eval, language_order}``."""
+    folds = params["folds"]
+    if fold not in folds:
+        raise KeyError(f"fold {fold!r} is not in the params' `folds` section (has {sorted(folds)})")
+    return folds[fold]
+
+
+def untrainable_languages(params: dict, fold: str, languages: Iterable[str]) -> list[str]:
+    """Evaluation ``languages`` that no run of ``fold`` can train on: outside ``folds.<fold>.language_order``
+    (XQuAD-R's el, ru, th, tr in fold mlqa2xquad)."""
+    order = set(fold_spec(params, fold)["language_order"])
+    return sorted(l for l in languages if l not in order)
+
+
+def run_name(fold: str, strategy: str, seed: int | None = None, *, layers: int | None = None,
+             n_languages: int | None = None, alpha: float | None = None) -> str:
+    """The results directory name of one run (the DVC stages' names, see the module docstring).
+
+    ``alpha`` is written as the params file gives it (``str`` of the YAML value: 0.25 -> ``a0.25``), as
+    DVC's ``${item.alpha}`` does.
+    """
+    prefix = fold + (f"-L{layers}" if layers is not None else "")
+    prefix += f"-n{n_languages}" if n_languages is not None else ""
+    if is_reference(strategy):
+        if strategy == "bm25" and (layers is not None or n_languages is not None):
+            raise ValueError("the BM25 baseline has no model size or training languages")
+        return f"{prefix}-{strategy}"
+    if seed is None:
+        raise ValueError(f"a trained run ({strategy}) needs a seed")
+    if alpha is not None:
+        if strategy != "hybrid":
+            raise ValueError(f"alpha is a hybrid setting, not one of {strategy!r}")
+        return f"{prefix}-hybrid-a{alpha}-s{seed}"
+    return f"{prefix}-{strategy}-s{seed}"
+
+
+def _spec(params: dict, study: str, fold: str, strategy: str, seed=None, layers=None, n_languages=None,
+          alpha=None, named_alpha=None) -> dict:
+    f = fold_spec(params, fold)
+    return {"study": study,
+            "run": run_name(fold, strategy, seed, layers=layers, n_languages=n_languages, alpha=named_alpha),
+            "fold": fold, "train_dataset": f["train"], "eval_dataset": f["eval"], "strategy": strategy,
+            "seed": seed, "layers": layers, "n_languages": n_languages, "alpha": alpha}
+
+
+def scaling_seeds(params: dict) -> list[int]:
+    """The seeds of the scaling studies: ``grid.scaling_seeds`` (a list; an older params file's single
+    ``grid.scaling_seed`` is read as a list of one)."""
+    g = params["grid"]
+    if g.get("scaling_seeds") is not None:
+        return list(g["scaling_seeds"])
+    return [g["scaling_seed"]] if g.get("scaling_seed") is not None else []
+
+
+def grid_runs(params: dict, study: str | None = None) -> pd.DataFrame:
+    """The runs of one study (or of all of them), one row each, built from ``params['grid']``.
+
+    Columns: ``study`` (main | size | languages | alpha), ``run``, ``fold``, ``train_dataset``,
+    ``eval_dataset``, ``strategy``, ``seed``, ``layers``, ``n_languages``, ``alpha``. A run serving several
+    studies (a main run is the full-size point of the size ladder, ...) has one row per study. ``layers``,
+    ``n_languages`` and ``alpha`` are None where the run's own config tells them (``report.load_results``
+    fills them in): the full encoder, all training languages, the main hybrid run's alpha. The alpha
+    study's endpoints are the X-Y run (alpha 0) and the X-X-mono run (alpha 1). The scaling studies run
+    every seed of :func:`scaling_seeds`; a point's full-size / all-language / alpha-0.5 run is the main run of
+    that seed where the main grid has it.
+    """
+    if study is not None and study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; one of {STUDIES}")
+    g = params["grid"]
+    folds, strategies_, seeds = list(g["folds"]), list(g["strategies"]), list(g["seeds"])
+    rows: list[dict] = []
+
+    def main_exists(fold, strategy, seed) -> bool:
+        return fold in folds and strategy in strategies_ and seed in seeds
+
+    if study in (None, "main"):
+        for fold in folds:
+            rows.append(_spec(params, "main", fold, "zeroshot"))
+            rows.append(_spec(params, "main", fold, "bm25"))
+            for strategy in strategies_:
+                for seed in seeds:
+                    rows.append(_spec(params, "main", fold, strategy, seed))
+    if study in (None, "size", "languages", "alpha"):
+        fold, sseeds = g.get("scaling_fold"), scaling_seeds(params)
+        scaling = list(g.get("scaling_strategies") or [])
+        if fold is not None:
+            if study in (None, "size"):
+                for k in list(g.get("layers") or []):
+                    rows.append(_spec(params, "size", fold, "zeroshot", layers=k))
+                    rows += [_spec(params, "size", fold, s, seed, layers=k) for s in scaling for seed in sseeds]
+                if fold in folds:
+                    rows.append(_spec(params, "size", fold, "zeroshot"))
+                rows += [_spec(params, "size", fold, s, seed) for s in scaling for seed in sseeds
+                         if main_exists(fold, s, seed)]
+            if study in (None, "languages"):
+                for k in list(g.get("n_languages") or []):
+                    rows += [_spec(params, "languages", fold, s, seed, n_languages=k) for s in scaling
+                             for seed in sseeds]
+                rows += [_spec(params, "languages", fold, s, seed) for s in scaling for seed in sseeds
+                         if main_exists(fold, s, seed)]
+            if study in (None, "alpha"):
+                for seed in sseeds:
+                    if main_exists(fold, "xy", seed):
+                        rows.append(_spec(params, "alpha", fold, "xy", seed, alpha=0.0))
+                    for a in list(g.get("alphas") or []):
+                        rows.append(_spec(params, "alpha", fold, "hybrid", seed, alpha=float(a), named_alpha=a))
+                    if main_exists(fold, "hybrid", seed):
+                        rows.append(_spec(params, "alpha", fold, "hybrid", seed))
+                    if main_exists(fold, "xx", seed):
+                        rows.append(_spec(params, "alpha", fold, "xx", seed, alpha=1.0))
+    return pd.DataFrame(rows, columns=SPEC_COLUMNS, dtype=object)
+
+
+def trained_runs(params: dict) -> pd.DataFrame:
+    """Every trained run of the grid once (a run serving several studies keeps its first row): the runs of the
+    "training runs" table. Same columns as :func:`grid_runs`."""
+    specs = grid_runs(params)
+    specs = specs[[not is_reference(s) for s in specs["strategy"]]]
+    return specs.drop_duplicates("run").reset_index(drop=True)

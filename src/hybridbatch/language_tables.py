@@ -1,0 +1,153 @@
+"""The report's per-language tables: the paper's Tables 3-6 layout (mAP and recall per query language and
+setting), Tatoeba bitext retrieval per language, and the mean rank distance per query language, as booktabs
+LaTeX built from the frames of :mod:`hybridbatch.report` (:func:`report.per_language_frame`,
+:func:`report.tatoeba_frame`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from . import strategies
+from .grid import OURS, dataset_label, ordered
+from .latex import best_flags, block_title, bold_if, booktabs, fmt, group_header
+from .report import datasets_of, dataset_title, training_languages, unseen_languages
+
+# the paper's Tables 3-6: per query language, mAP and a recall for each setting -- R@1 for Mo. and Cr., R@10
+# for Mul. (the paper's tables label that column R@1, but it is R@10); (metric, block title) in table order
+PER_LANGUAGE_BLOCKS = (("map_mo", "Monolingual (Mo.) mAP"), ("r1_mo", "Monolingual (Mo.) R@1"),
+                       ("map_cr", "Cross-lingual (Cr.) mAP"), ("r1_cr", "Cross-lingual (Cr.) R@1"),
+                       ("map_mul", "Multilingual (Mul.) mAP"), ("r10_mul", "Multilingual (Mul.) R@10"))
+PER_LANGUAGE_METRICS = tuple(m for m, _ in PER_LANGUAGE_BLOCKS)
+
+
+def _lang_header(lang: str, unseen: Iterable[str]) -> str:
+    return lang + (r"$^{\dagger}$" if lang in set(unseen) else "")
+
+
+def per_language_table(results: pd.DataFrame, frames: dict[str, pd.DataFrame], dataset: str, *,
+                       label: str | None = None) -> str:
+    """Paper Tables 3-6 layout for one evaluation dataset: per query language (columns, plus the macro
+    average), one block per setting and measure -- Mo. mAP, Mo. R@1, Cr. mAP, Cr. R@1, Mul. mAP, Mul. R@10
+    (:data:`PER_LANGUAGE_BLOCKS`) -- one row per strategy (seed means); languages unseen in training marked
+    with a dagger; best per column and block in bold.
+
+    ``frames``: ``{metric: report.per_language_frame(..., metric)}`` for the blocks to show; a block whose
+    metric is missing or has no value on ``dataset`` is left out (the caption names the measures shown).
+    Cr. per query language is the mean over the other corpus languages (see
+    :func:`report.per_language_values`)."""
+    unseen = unseen_languages(results, dataset)
+    langs = sorted(next(iter(results.loc[results["eval_dataset"] == dataset, "languages"])))
+    header = [" & ".join(["Sampling"] + [_lang_header(l, unseen) for l in langs] + ["Avg."]) + r" \\"]
+    body: list = []
+    shown = []
+    for metric, title in PER_LANGUAGE_BLOCKS:
+        f = frames.get(metric)
+        f = None if f is None else f[f["eval_dataset"] == dataset]
+        if f is None or f.empty:
+            continue
+        if body:
+            body.append(r"\midrule")
+        shown.append(metric)
+        body.append(block_title(title, len(langs) + 2))
+        mat = f.groupby(["strategy", "lang"])["value"].mean().unstack("lang").reindex(columns=langs)
+        mat["avg"] = mat.mean(axis=1, skipna=False)
+        rows_ = ordered(mat.index, strategies.ORDER)
+        mat = mat.reindex(rows_)
+        flags = {c: best_flags(list(mat[c])) for c in mat.columns}
+        for si, s in enumerate(rows_):
+            body.append([strategies.label(s)] + [bold_if(fmt(mat.at[s, c]), flags[c][si]) for c in mat.columns])
+    title = dataset_title(results, dataset)
+    dag = (r"$^{\dagger}$: a language outside the training languages (unseen: " + ", ".join(unseen) + "). "
+           if unseen else "Every evaluation language is a training language of this fold. ")
+    recall = ""
+    if any(m.startswith("r") for m in shown):
+        recall = (r"Recall as in the paper: R@1 for Mo. and Cr., R@10 for Mul. (the paper's Tables 3--6 label "
+                  r"the Mul. recall R@1, but it is R@10). ")
+    cross = (r"Cr.: per query language, the mean over the other corpus languages. " if "map_cr" in shown
+             or "r1_cr" in shown else "")
+    caption = (rf"{title}: mAP and recall per query language, {OURS}; mean over seeds (the paper's Tables 3--6 "
+               rf"layout). {recall}{cross}{dag}Avg.: macro average over query languages. Best per column and block "
+               r"in bold; BM25 is monolingual only.")
+    return booktabs(header, body, align="l" + "c" * (len(langs) + 1), caption=caption,
+                    label=label or f"tab:per-language-{dataset.replace('_', '-')}", size=r"\footnotesize")
+
+
+def tatoeba_table(tatoeba: pd.DataFrame, results: pd.DataFrame, label: str = "tab:tatoeba") -> str:
+    """Tatoeba 1-NN accuracy per language (columns, plus the mean), both directions, per fold and strategy
+    (rows, seed means). Bold: best per column within a direction and fold."""
+    langs = sorted(tatoeba["lang"].unique())
+    folds = ordered(tatoeba["fold"], list(results["fold"].unique()))
+    header = [" & ".join(["Sampling"] + list(langs) + ["Mean"]) + r" \\"]
+    body: list = []
+    names = {"x2en": r"x$\to$en", "en2x": r"en$\to$x"}
+    for direction in ("x2en", "en2x"):
+        for fold in folds:
+            sub = tatoeba[(tatoeba["direction"] == direction) & (tatoeba["fold"] == fold)]
+            if sub.empty:
+                continue
+            if body:
+                body.append(r"\midrule")
+            train = results.loc[results["fold"] == fold, "train_dataset"].iloc[0]
+            body.append(block_title(rf"{names[direction]}, trained on {dataset_label(train)} (fold "
+                                    rf"\texttt{{{fold}}})", len(langs) + 2))
+            mat = sub.groupby(["strategy", "lang"])["value"].mean().unstack("lang").reindex(columns=langs)
+            mat["mean"] = mat.mean(axis=1, skipna=False)
+            rows_ = ordered(mat.index, strategies.ORDER)
+            mat = mat.reindex(rows_)
+            flags = {c: best_flags(list(mat[c])) for c in mat.columns}
+            for si, s in enumerate(rows_):
+                body.append([strategies.label(s)] + [bold_if(fmt(mat.at[s, c]), flags[c][si]) for c in mat.columns])
+    unseen = []
+    for fold in folds:
+        train = training_languages(results, fold)
+        miss = [l for l in langs if train and l not in train]
+        if miss:
+            unseen.append(rf"\texttt{{{fold}}}: {', '.join(miss)}")
+    caption = (rf"Tatoeba bitext retrieval, {OURS}: 1-NN accuracy by cosine in both directions (x$\to$en: the "
+               r"non-English sentence retrieves its English translation), mean over seeds. Languages outside the "
+               r"training languages: " + ("; ".join(unseen) if unseen else "none")
+               + ". Best per column and block in bold.")
+    return booktabs(header, body, align="l" + "c" * (len(langs) + 1), caption=caption, label=label,
+                    size=r"\footnotesize")
+
+
+def bias_table(results: pd.DataFrame, rd: pd.DataFrame, label: str = "tab:bias") -> str:
+    """Mean rank distance per query language (rows) and strategy (columns, grouped by dataset); seed means
+    of ``per_language["rank_distance"]``; the last row is the macro average. Lowest per row and dataset in bold.
+
+    ``rd``: :func:`report.per_language_frame` of ``rank_distance``."""
+    datasets = [d for d in datasets_of(results) if d in set(rd["eval_dataset"])]
+    strat = {d: ordered(rd.loc[rd["eval_dataset"] == d, "strategy"], strategies.ORDER) for d in datasets}
+    langs = sorted(rd["lang"].unique())
+    unseen = {d: unseen_languages(results, d) for d in datasets}
+    mats = {}
+    for d in datasets:
+        m = rd[rd["eval_dataset"] == d].groupby(["lang", "strategy"])["value"].mean().unstack("strategy")
+        m = m.reindex(index=langs, columns=strat[d])
+        m.loc["avg"] = m.mean(axis=0, skipna=True)
+        mats[d] = m
+    header = group_header([""], [(dataset_title(results, d), len(strat[d])) for d in datasets])
+    header.append(" & ".join(["Query lang."] + [strategies.label(s) for d in datasets for s in strat[d]]) + r" \\")
+    body: list = []
+    for lang in langs + ["avg"]:
+        if lang == "avg":
+            body.append(r"\midrule")
+        marked = [d for d in datasets if lang in unseen[d]]
+        name = "Avg." if lang == "avg" else lang + (r"$^{\dagger}$" if marked else "")
+        row = [name]
+        for d in datasets:
+            vals = list(mats[d].loc[lang])
+            flags = best_flags(vals, False, 1)
+            row += [bold_if(fmt(v, 1), f) for v, f in zip(vals, flags)]
+        body.append(row)
+    dag = "; ".join(f"{dataset_label(d)}: {', '.join(unseen[d])}" for d in datasets if unseen[d])
+    dag = (r"$^{\dagger}$: unseen in training (" + dag + "). ") if dag else ""
+    caption = (rf"Mean rank distance per query language (multilingual setting; lower is less language bias), "
+               rf"{OURS}; mean over seeds. {dag}"
+               r"Avg.: macro average over query languages. Lowest per row and dataset in bold; --: language not in "
+               r"that evaluation set.")
+    n = sum(len(strat[d]) for d in datasets)
+    return booktabs(header, body, align="l" + "c" * n, caption=caption, label=label, size=r"\footnotesize")

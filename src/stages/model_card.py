@@ -1,0 +1,107 @@
+"""Stage `model_card`: the Hugging Face model card (README.md) of one trained checkpoint.
+
+    python src/stages/model_card.py --run R --model models/R --metrics results/R/metrics.json \\
+        --out cards/R/README.md [--params params.yaml] [--repo-id NAMESPACE/NAME]
+
+Reads the checkpoint's ``training_summary.json`` (strategy, alpha, realised monolingual share, steps, kept
+step, batch size, batches, validation history), its ``hybridbatch_encoder.json`` (pooling, prefixes) and
+the SHA-256 of its ``model.safetensors``, and the run's evaluation ``metrics.json``; with ``--params``
+also the ``train`` hyperparameters listed in ``hybridbatch.modelcard.HYPERPARAMETERS``. Writes the card
+(``hybridbatch.modelcard.render``, deterministic: no dates) atomically to ``--out`` -- its own output,
+never inside the model directory, so writing a card never invalidates training.
+
+Refuses (exit 2, one line on stderr) when a file is missing or the run named by ``--run``, the
+checkpoint's summary and the metrics disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from hybridbatch.io import write_text
+from hybridbatch.modelcard import HYPERPARAMETERS, WEIGHTS_FILE, render, run_config
+
+SUMMARY_FILE = "training_summary.json"
+SETTINGS_FILE = "hybridbatch_encoder.json"  # = hybridbatch.encoder.SETTINGS_FILE (not imported: torch)
+
+
+class CardError(ValueError):
+    """An input the card cannot be made from (one line)."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise CardError(f"{what} {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CardError(f"{what} {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CardError(f"{what} {path} is not a JSON object")
+    return data
+
+
+def build_card(run: str, model: Path, metrics_path: Path | None, params: Path | None = None,
+               repo_id: str | None = None) -> str:
+    """The card text of checkpoint ``model`` (run ``run``); :class:`CardError` on a bad input."""
+    if not model.is_dir():
+        raise CardError(f"model directory {model} not found (run `dvc pull` or `dvc repro` for it)")
+    summary = _read_json(model / SUMMARY_FILE, "training summary")
+    metrics = _read_json(metrics_path, "metrics") if metrics_path is not None else {}
+    trained = (summary.get("config") or {}).get("run")
+    if trained is not None and trained != run:
+        raise CardError(f"{model / SUMMARY_FILE} is the checkpoint of run {trained!r}, not {run!r}")
+    evaluated = (metrics.get("config") or {}).get("run")
+    if evaluated is not None and evaluated != run:
+        raise CardError(f"{metrics_path} holds the metrics of run {evaluated!r}, not {run!r}")
+    if trained is None:  # a summary older than the `config` block: name it from --run
+        summary = {**summary, "config": {**run_config(summary, metrics), "run": run}}
+    settings = _read_json(model / SETTINGS_FILE, "encoder settings") if (model / SETTINGS_FILE).is_file() else None
+    weights = model / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CardError(f"{weights} not found (a card describes safetensors weights)")
+    hyper = None
+    if params is not None:
+        from hybridbatch.params import load_section  # noqa: PLC0415 (pydantic only when asked)
+
+        train = load_section(params, "train")
+        hyper = {k: train[k] for k in HYPERPARAMETERS if k in train}
+    library = "sentence-transformers" if (model / "modules.json").is_file() else "transformers"
+    return render(summary, metrics, library_name=library, settings=settings, hyperparameters=hyper,
+                  weights_sha256=sha256_file(weights), repo_id=repo_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="run name, e.g. mlqa2xquad-hybrid-s13")
+    ap.add_argument("--model", required=True, type=Path, help="checkpoint directory (models/<run>)")
+    ap.add_argument("--metrics", type=Path, default=None, help="results/<run>/metrics.json (omit: no evaluation)")
+    ap.add_argument("--out", required=True, type=Path, help="card to write (cards/<run>/README.md)")
+    ap.add_argument("--params", type=Path, default=None, help="params.yaml: show its train hyperparameters")
+    ap.add_argument("--repo-id", default=None,
+                    help="hub name for the usage snippet (default <namespace>/hybridbatch-<run>)")
+    args = ap.parse_args(argv)
+    try:
+        text = build_card(args.run, args.model, args.metrics, args.params, args.repo_id)
+    except CardError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    write_text(args.out, text)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,7 @@
     python benchmarks/stats_power.py [--replicates 2000] [--power-replicates 1000] [--qids 300] [--langs 5]
                                      [--resamples 1000] [--tau-ratio 4] [--seeds 2 3] [--timing]
 
-Each replicate draws two systems from the model of :func:`hybridbatch.stats.simulate_systems` (languages as
+Each replicate draws two systems from the model of :func:`hybridbatch.simulation.simulate_systems` (languages as
 groups, qids shared across languages, per-qid effects, a per-seed offset of sd ``tau``, per-row noise) with a
 true macro difference ``delta`` (0 = the null, then 1, 2, 3 x tau), and applies four decision rules at
 alpha = .05 (one comparison, so no Holm):
@@ -12,10 +12,10 @@ alpha = .05 (one comparison, so no Holm):
   averaged over seeds, p < .05;
 * ``2lvl-pct``: a naive two-level percentile bootstrap (qids drawn jointly for every seed, seeds drawn with
   replacement within each system), 95 % interval excludes 0;
-* ``ws-t``: a rejected variant of the seed-aware test, one Student t with Welch-Satterthwaite df over the
-  question and the two seed variance components, p < .05;
-* ``seed-aware p``: the p-value of :func:`hybridbatch.stats.seeded_paired_test` < .05 (question and seed
-  parts each widened by their own t quantile, added in quadrature);
+* ``ws-t``: a rejected variant, one Student t with Welch-Satterthwaite df over the question variance and the
+  two systems' raw seed variances s**2 / k, p < .05;
+* ``seed-aware p``: the p-value of :func:`hybridbatch.seeded.seeded_paired_test` < .05 (question part and
+  seed-offset part each widened by their own t quantile, added in quadrature);
 * ``significant``: ``seed-aware p`` < .05 and every seed pairing agreeing in sign: what ``compare_runs``
   calls significant;
 * ``agree``: the sign rule alone (for reference: under the null about 1/3 for 2 + 2 seeds, 1/10 for 3 + 3).
@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from hybridbatch import stats
-from hybridbatch.stats import _bootstrap_macros, _design_of, _layout, _macro_contributions, _seed_designs
-from hybridbatch.stats import _seeded_test_arrays, _sign_flip_p, _simulate_values, _simulation_layout
+from hybridbatch import seeded
+from hybridbatch.seeded import _design_of, _layout, _seed_designs, _seeded_test_arrays
+from hybridbatch.simulation import _simulate_values, _simulation_layout, simulate_systems
+from hybridbatch.stats import _bootstrap_macros, _macro_contributions, _sign_flip_p
 
 MODEL = dict(sd_qid=0.2, sd_system_qid=0.05, sd_seed_qid=0.05, sd_noise=0.15, sd_lang=0.05, base=0.6)
 RULES = ["old", "2lvl-pct", "ws-t", "seed-aware p", "significant", "agree"]
@@ -113,7 +114,7 @@ def format_row(row: dict, n: int) -> str:
 
 
 def timing() -> None:
-    a, b = stats.simulate_systems(0, n_qids=1190, n_langs=11, n_seeds=(3, 3), delta=0.01)
+    a, b = simulate_systems(0, n_qids=1190, n_langs=11, n_seeds=(3, 3), delta=0.01)
     rng = np.random.default_rng(1)
 
     def full(f: pd.DataFrame) -> pd.DataFrame:
@@ -127,17 +128,17 @@ def timing() -> None:
     a, b = [full(f) for f in a], [full(f) for f in b]
     rows = {s: int((a[0]["setting"] == s).sum()) for s in ("mo", "cr", "mul")}
     t0 = time.perf_counter()
-    stats.compare_runs({"a": a, "b": b}, "a", n_resamples=10000)
+    seeded.compare_runs({"a": a, "b": b}, "a", n_resamples=10000)
     total = time.perf_counter() - t0
     per = {}
     for s in ("mo", "cr", "mul"):
         t0 = time.perf_counter()
-        stats.compare_runs({"a": a, "b": b}, "a", settings=(s,), n_resamples=10000)
+        seeded.compare_runs({"a": a, "b": b}, "a", settings=(s,), n_resamples=10000)
         per[s] = time.perf_counter() - t0
     print(f"compare_runs, 3 + 3 seeds, 10,000 resamples, rows per frame {rows}: all three settings {total:.1f} s; "
           + ", ".join(f"{s} {t:.1f} s" for s, t in per.items()))
     t0 = time.perf_counter()
-    stats.seeded_bootstrap_ci(a, "cr", n_resamples=10000)
+    seeded.seeded_bootstrap_ci(a, "cr", n_resamples=10000)
     print(f"seeded_bootstrap_ci, Cr., 3 seeds: {time.perf_counter() - t0:.1f} s")
 
 
@@ -152,9 +153,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--multiples", type=float, nargs="+", default=[0, 1, 2, 3],
                     help="delta / tau (delta / question se when --tau-ratio is 0)")
+    ap.add_argument("--seed-question-sd", type=float, default=MODEL["sd_seed_qid"],
+                    help="sd of a seed's question effects (0 with --noise-sd 0: seed offsets are the only seed noise)")
+    ap.add_argument("--noise-sd", type=float, default=MODEL["sd_noise"], help="sd of the row noise")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timing", action="store_true")
     args = ap.parse_args()
+    MODEL.update(sd_seed_qid=args.seed_question_sd, sd_noise=args.noise_sd)
     print(f"{args.qids} qids x {args.langs} languages, {args.replicates} replicates under the null, "
           f"{args.power_replicates} under each alternative, {args.resamples} resamples, "
           f"tau = {args.tau_ratio:g} x question se; model {MODEL}; rate (binomial se) of 'significant' at .05")

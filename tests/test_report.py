@@ -388,7 +388,7 @@ def test_report_stage_passes_the_four_parameters():
 
 
 def test_headline_intervals_bracket_the_seed_mean(results_dir, main_results):
-    from hybridbatch.stats import seeded_bootstrap_ci
+    from hybridbatch.seeded import seeded_bootstrap_ci
 
     ci = significance.headline_intervals(results_dir, fake_params(), n_resamples=500)
     s = report.summary_lookup(report.seed_summary(main_results, ["map_mo", "map_cr", "map_mul"]))
@@ -398,7 +398,7 @@ def test_headline_intervals_bracket_the_seed_mean(results_dir, main_results):
         assert r["ci_low"] <= r["map"] <= r["ci_high"] and r["ci_low"] < r["ci_high"]
     bm25 = ci[ci["strategy"] == "bm25"]
     assert set(bm25["setting"]) == {"mo"} and set(bm25["n_runs"]) == {1}
-    # the per-seed frames go to stats.seeded_bootstrap_ci as they are (never averaged over seeds first)
+    # the per-seed frames go to seeded.seeded_bootstrap_ci as they are (never averaged over seeds first)
     for strategy, runs in (("zeroshot", ["mlqa2xquad-zeroshot"]), ("xy", ["mlqa2xquad-xy-s1", "mlqa2xquad-xy-s2"])):
         row = ci[(ci["strategy"] == strategy) & (ci["setting"] == "mul") & (ci["dataset"] == "xquad_r")].iloc[0]
         frames = [report.load_per_query(results_dir, run) for run in runs]

@@ -14,26 +14,26 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from hybridbatch.stats import (
+from hybridbatch.seeded import (
     _design_of,
     _layout,
-    _macro_contributions,
     _seed_designs,
     _seeded_test_arrays,
+    compare_runs,
+    seeded_bootstrap_ci,
+    seeded_paired_test,
+)
+from hybridbatch.stats import (
+    _macro_contributions,
     _sign_flip_p,
-    _simulate_values,
-    _simulation_layout,
     average_runs,
     cluster_bootstrap_ci,
-    compare_runs,
     holm,
     macro_mean,
     paired_frame,
     paired_randomization_test,
-    seeded_bootstrap_ci,
-    seeded_paired_test,
-    simulate_systems,
 )
+from hybridbatch.simulation import _simulate_values, _simulation_layout, simulate_systems
 
 
 def frame(values, setting="mo", langs=None, qids=None, corpus_langs=None) -> pd.DataFrame:
@@ -347,7 +347,8 @@ def test_effect_size_is_on_the_macro_weighting_and_shares_the_sign_of_diff():
     w = np.zeros(n_q)
     for lang, n_rows in (("en", 100), ("de", 5)):
         rows = pf[pf["query_lang"] == lang]
-        np.add.at(w, rows["qid"].str[1:].astype(int).to_numpy(), (rows["b"] - rows["a"]).to_numpy() / (n_groups * n_rows))
+        d = (rows["b"] - rows["a"]).to_numpy()
+        np.add.at(w, rows["qid"].str[1:].astype(int).to_numpy(), d / (n_groups * n_rows))
     c = n_q * w
     assert c.mean() == pytest.approx(res["diff"])
     assert res["effect_size"] == pytest.approx(res["diff"] / c.std(ddof=1))

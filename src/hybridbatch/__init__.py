@@ -25,12 +25,15 @@ Modules (one concept each; the method and protocol: docs/PROTOCOL.md):
     baselines      -- BM25 as a retriever of that protocol
     alignment      -- Tatoeba bitext retrieval
     miracl         -- MIRACL evaluator (trec_eval semantics), corpus streamed in chunks
-    stats          -- seed-aware paired tests, bootstrap CIs, Holm
+    stats          -- macro means, cluster-bootstrap CIs, paired randomization tests, Holm
+    seeded         -- the seed-aware comparison of systems given as their seeds' per-query results
+    simulation     -- simulated per-query results for validating the statistics
     grid           -- run names and the experiment grid of params.yaml
     report         -- loading results for the notebooks; significance -- the tests behind table marks
     latex, tables, language_tables -- LaTeX helpers and the table builders
     modelcard      -- Hugging Face model cards of trained checkpoints (stages model_card, export_model)
     curves         -- every run's training curves side by side (comparison plots)
+    parallel, gridplan -- grid points in parallel: worker copies sharing one DVC cache, then the run cache
     deps           -- what a stage reads: the transitive project imports of a script or notebook
     io             -- atomic writes, full-disk errors
 """

@@ -23,10 +23,8 @@ experiments, not stages. So::
 (e) removes the worker copies (a failed worker's copy is kept for inspection).
 
 Why the explicit run-cache save: since DVC 3.0 (treeverse/dvc#8738) a stage with a ``cache: false`` output
-that is neither a metric nor a plot gets no run-cache entry (DVC guards against copying large uncached
-outputs into the cache). Here those outputs are small result files (``per_query.parquet``, model cards), so
-the worker saves the entry itself through DVC's own ``StageCache.save`` (which commits such outputs into the
-cache by copy, exactly as DVC does for ``cache: false`` metrics) -- after checking the stage is up to date.
+that is neither a metric nor a plot gets no run-cache entry. Here those outputs are small result files, so
+the worker saves the entry through DVC's own ``StageCache.save`` after checking the stage is up to date.
 
 SLURM (``slurm/grid.sbatch``): ``upstream`` in the shared checkout, then one array task per worker:
 ``clone`` onto shared storage + ``worker --index I --of N``, then ``collect --commit``.
@@ -35,7 +33,6 @@ SLURM (``slurm/grid.sbatch``): ``upstream`` in the shared checkout, then one arr
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import re
 import shutil
@@ -43,9 +40,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
+
+from .gridplan import ParallelError, Plan, _Graph, _open_repo, describe, load_graph, make_plan, stage_name
 
 LOG_DIR = Path("logs") / "parallel"
 WORKDIR = Path(".dvc") / "tmp" / "parallel"  # worker copies: inside .dvc/tmp (ignored by git and DVC), same filesystem
@@ -56,10 +55,6 @@ GUARD_EXIT = 97
 # never copied into a worker (besides every cached DVC output, .dvc/cache, .dvc/tmp and the worker directory)
 NEVER_COPY = (".git", ".dvc/cache", ".dvc/tmp", ".dvc/config.local", "logs", "checkpoints", ".venv",
               ".pytest_cache")
-
-
-class ParallelError(RuntimeError):
-    """A failed step, with what to look at."""
 
 
 def cores() -> int:
@@ -76,180 +71,6 @@ def find_root(start: Path | None = None) -> Path:
         if (candidate / ".dvc").is_dir():
             return candidate
     raise ParallelError(f"{path} is not inside a DVC repository")
-
-
-def _open_repo(root: Path):
-    from dvc.repo import Repo
-
-    return Repo(str(root))
-
-
-# --------------------------------------------------------------------------------------------------- plan
-def is_entry(name: str) -> bool:
-    """A matrix / foreach entry (``train@mlqa2xquad-xx-13``)."""
-    return "@" in name
-
-
-@dataclass
-class Plan:
-    """What runs where. ``order`` is dvc.yaml order; everything below is a list in that order."""
-
-    targets: list[str]
-    upstream: list[str]                        # reproduced once, in the main workspace
-    units: list[list[str]]                     # independent groups of the other stages (whole runs)
-    shares: list[list[str]] = field(default_factory=list)        # per worker: its targets
-    share_stages: list[list[str]] = field(default_factory=list)  # per worker: every stage it reproduces
-
-    @property
-    def grid(self) -> list[str]:
-        return [s for unit in self.units for s in unit]
-
-
-@dataclass
-class _Graph:
-    order: list[str]                 # stage names in dvc.yaml order
-    deps: dict[str, set[str]]        # stage -> the stages producing its dependencies
-    dependents: dict[str, set[str]]  # stage -> the stages depending on it
-    cached_outs: dict[str, list[str]]
-    uncached_outs: dict[str, list[str]]
-    external_deps: list[str]         # dependency paths no stage produces (inputs kept in the workspace)
-    cache_dir: str
-
-    def upstream_of(self, names: Iterable[str]) -> set[str]:
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            for dep in self.deps[todo.pop()]:
-                if dep not in seen:
-                    seen.add(dep)
-                    todo.append(dep)
-        return seen
-
-    def downstream_of(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [name]
-        while todo:
-            for dep in self.dependents[todo.pop()]:
-                if dep not in seen:
-                    seen.add(dep)
-                    todo.append(dep)
-        return seen
-
-
-def load_graph(root: Path) -> _Graph:
-    """The stage graph of the DVC repository at ``root`` (DVC's own index: dvc.yaml, params, dvc.lock)."""
-    repo = _open_repo(root)
-    try:
-        stages = list(repo.index.stages)
-        graph = repo.index.graph  # edges: stage -> the stage producing one of its dependencies
-        order = [s.addressing for s in stages]
-        deps = {name: set() for name in order}
-        dependents = {name: set() for name in order}
-        for stage, producer in graph.edges:
-            deps[stage.addressing].add(producer.addressing)
-            dependents[producer.addressing].add(stage.addressing)
-        cached = {s.addressing: [str(o.def_path) for o in s.outs if o.use_cache] for s in stages}
-        uncached = {s.addressing: [str(o.def_path) for o in s.outs if not o.use_cache] for s in stages}
-        top = root.resolve()
-        produced = [os.path.normpath(p) for outs in (*cached.values(), *uncached.values()) for p in outs]
-
-        def overlaps(a: str, b: str) -> bool:
-            return a == b or a.startswith(b + os.sep) or b.startswith(a + os.sep)
-
-        external = set()
-        for s in stages:
-            for dep in s.deps:
-                if getattr(dep, "protocol", None) != "local" or type(dep).__name__ == "ParamsDependency":
-                    continue
-                path = Path(dep.fs_path).resolve()
-                if top not in path.parents:
-                    continue
-                rel = str(path.relative_to(top))
-                if rel in external or any(overlaps(rel, p) for p in produced):
-                    continue
-                external.add(rel)
-        return _Graph(order, deps, dependents, cached, uncached, sorted(external), str(repo.cache.local_cache_dir))
-    finally:
-        repo.close()
-
-
-def resolve_targets(graph: _Graph, patterns: Sequence[str] | None) -> list[str]:
-    """Stage names for ``patterns`` (a name, a matrix family such as ``evaluate``, or a glob such as
-    ``evaluate_*``); none: every *leaf of the grid* -- each matrix/foreach entry no other entry depends on,
-    e.g. the evaluate*, model_card, bm25 and miracl entries (the aggregate stages such as reports are left to a
-    plain ``dvc repro`` afterwards)."""
-    if not patterns:
-        return [n for n in graph.order
-                if is_entry(n) and not any(is_entry(d) for d in graph.downstream_of(n))]
-    chosen: set[str] = set()
-    for pattern in patterns:
-        hits = [n for n in graph.order if n == pattern or n.split("@")[0] == pattern or fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise ParallelError(f"no stage matches target {pattern!r}")
-        chosen.update(hits)
-    return [n for n in graph.order if n in chosen]
-
-
-def make_plan(graph: _Graph, targets: Sequence[str] | None = None, workers: int = 1) -> Plan:
-    """Upstream, units and the split of the units over ``workers`` (deterministic: every SLURM array task
-    computes the same plan from the same files)."""
-    chosen = resolve_targets(graph, targets)
-    closure = set(chosen) | graph.upstream_of(chosen)
-    inner = closure - set(chosen)
-    upstream = {n for n in inner if not is_entry(n)
-                or sum(1 for d in graph.dependents[n] if d in inner) >= 2}  # feeds two or more chains
-    upstream |= graph.upstream_of(upstream)  # and what those need
-    rest = [n for n in graph.order if n in closure and n not in upstream]
-    # units: connected components of the remaining stages
-    parent = {n: n for n in rest}
-
-    def find(n: str) -> str:
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
-
-    for n in rest:
-        for d in graph.deps[n]:
-            if d in parent:
-                parent[find(n)] = find(d)
-    groups: dict[str, list[str]] = {}
-    for n in rest:
-        groups.setdefault(find(n), []).append(n)
-    units = list(groups.values())
-    plan = Plan(targets=chosen, upstream=[n for n in graph.order if n in upstream], units=units)
-    split(plan, workers)
-    return plan
-
-
-def _weight(unit: list[str], targets: set[str]) -> int:
-    """Rough cost of a unit: a stage others build on (a training) counts 3, an end stage 1."""
-    return sum(1 if n in targets else 3 for n in unit)
-
-
-def split(plan: Plan, workers: int) -> None:
-    """Units over workers, heaviest first onto the least loaded (ties: lower index)."""
-    if workers < 1:
-        raise ParallelError("--workers must be at least 1")
-    targets = set(plan.targets)
-    load = [0] * workers
-    assigned: list[list[list[str]]] = [[] for _ in range(workers)]
-    for unit in sorted(plan.units, key=lambda u: -_weight(u, targets)):  # stable: dvc.yaml order among equals
-        i = min(range(workers), key=lambda k: (load[k], k))
-        assigned[i].append(unit)
-        load[i] += _weight(unit, targets)
-    position = {n: k for k, unit in enumerate(plan.units) for n in unit}
-    plan.share_stages = [sorted((n for u in units for n in u), key=lambda n: (position[n], n)) for units in assigned]
-    order = {n: k for k, n in enumerate(plan.targets)}
-    plan.shares = [sorted((n for n in stages if n in targets), key=order.__getitem__) for stages in plan.share_stages]
-
-
-def describe(plan: Plan) -> str:
-    lines = [f"targets: {len(plan.targets)}; upstream (main workspace): {' '.join(plan.upstream) or '-'}",
-             f"units (whole runs): {len(plan.units)}"]
-    for i, (share, stages) in enumerate(zip(plan.shares, plan.share_stages)):
-        lines.append(f"worker {i}: {len(stages)} stages, targets: {' '.join(share) or '- (idle)'}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- running DVC
@@ -440,6 +261,8 @@ def make_clone(source: Path, dest: Path, threads: int | None = None, checkout: S
     with config.edit("local") as conf:
         conf["core"]["no_scm"] = True
         conf["cache"]["dir"] = graph.cache_dir
+        if not graph.cache_type:  # DVC's default (reflink, copy) copies every output where reflinks are missing;
+            conf["cache"]["type"] = "reflink,hardlink,copy"  # a worker's outputs are never edited in place
     if threads is not None and (dest / "params.yaml").exists():
         _set_threads(dest / "params.yaml", threads)
     wanted = [n for n in checkout if graph.cached_outs.get(n)]
@@ -453,17 +276,18 @@ def make_clone(source: Path, dest: Path, threads: int | None = None, checkout: S
 
 
 # ---------------------------------------------------------------------------------------------------- worker
-def save_run_cache(root: Path, names: Sequence[str]) -> list[str]:
-    """A run-cache entry for each of ``names`` (up to date in ``root``) -- also for stages DVC 3 leaves out
-    of the run cache because of a ``cache: false`` output (treeverse/dvc#8738); DVC's ``StageCache.save``
-    commits those outputs into the cache by copy. Returns the stages saved."""
+def save_run_cache(root: Path, names: Sequence[str], strict: bool = True) -> list[str]:
+    """A run-cache entry for each of ``names`` that is up to date in ``root`` -- also for stages DVC 3 leaves
+    out of the run cache because of a ``cache: false`` output (treeverse/dvc#8738); DVC's ``StageCache.save``
+    commits those outputs into the cache by copy. A stage not up to date is an error (``strict``) or skipped
+    (after a failed ``dvc repro``: what did finish is kept). Returns the stages saved."""
     from dvc.stage.cache import _can_hash
 
     saved = []
     repo = _open_repo(root)
     try:
         with repo.lock:
-            by_name = {s.addressing: s for s in repo.index.stages}
+            by_name = {stage_name(s, root.resolve()): s for s in repo.index.stages}
             for name in names:
                 stage = by_name[name]
                 if not _can_hash(stage):
@@ -471,7 +295,9 @@ def save_run_cache(root: Path, names: Sequence[str]) -> list[str]:
                           flush=True)
                     continue
                 if stage.changed():
-                    raise ParallelError(f"{name} is not up to date in {root} after `dvc repro`")
+                    if strict:
+                        raise ParallelError(f"{name} is not up to date in {root} after `dvc repro`")
+                    continue
                 repo.stage_cache.save(stage)
                 saved.append(name)
     finally:
@@ -490,9 +316,11 @@ def worker(root: Path, index: int, of: int, targets: Sequence[str] | None = None
     print(f"worker {index}/{of} in {root}: {len(stages)} stages, targets: {' '.join(share) or '-'}", flush=True)
     if not share:
         return 0
-    rc, out = dvc(root, ["repro", *share], echo=True)
+    rc, out = dvc(root, ["repro", "--keep-going", *share], echo=True)  # the other runs go on after a failure
     if rc:
-        print(f"worker {index}: `dvc repro` failed (exit {rc})", file=sys.stderr, flush=True)
+        saved = save_run_cache(root, stages, strict=False)
+        print(f"worker {index}: `dvc repro` failed (exit {rc}); run cache saved for the {len(saved)} stages that "
+              f"finished", file=sys.stderr, flush=True)
         return rc
     ran = RUNNING.findall(out)
     redone = [n for n in ran if n in plan.upstream]
@@ -550,6 +378,10 @@ def collect(root: Path, targets: Sequence[str] | None = None, allow_run: bool = 
     ran = RUNNING.findall(out)
     result = Collected(ran, RESTORED.findall(out), UNCHANGED.findall(out), False, out)
     if rc:
+        if ran and not allow_run and ran[-1] in plan.upstream:
+            raise ParallelError(f"collect: upstream stage {ran[-1]!r} is not up to date here; run "
+                                f"`python -m hybridbatch.parallel upstream` (and the workers) first. Last lines "
+                                f"of {log}:\n{_tail(out)}")
         if ran and not allow_run:
             raise ParallelError(
                 f"collect: stage {ran[-1]!r} has no run-cache entry (did its worker finish? `dvc status` here "
@@ -586,12 +418,14 @@ def _json_tail(text: str):
 def _commit(root: Path, graph: _Graph, plan: Plan, message: str) -> None:
     if not _is_git(root):
         raise ParallelError("--commit needs a git repository")
-    paths = ["dvc.lock"]
-    for name in plan.upstream + plan.grid:
-        paths += [p for p in graph.uncached_outs.get(name, []) if (root / p).exists()]
-    paths += [str(p.relative_to(root)) for p in root.rglob(".gitignore")
-              if ".dvc" not in p.relative_to(root).parts[:1] and ".git" not in p.parts]
-    subprocess.run(["git", "add", "--", *paths], cwd=root, check=True)
+    paths = ["dvc.lock"] + [p for name in plan.upstream + plan.grid for p in graph.uncached_outs.get(name, [])]
+    # what changed among them (ignored paths left out), and the .gitignore files DVC wrote
+    listed = subprocess.run(["git", "ls-files", "-z", "--modified", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    wanted = [f for f in listed if f and (os.path.basename(f) == ".gitignore" or any(
+        f == p or f.startswith(p.rstrip("/") + "/") for p in paths))]
+    if wanted:
+        subprocess.run(["git", "add", "--", *sorted(set(wanted))], cwd=root, check=True)
     staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=root)
     if staged.returncode == 0:
         print("collect: nothing to commit", flush=True)
@@ -611,7 +445,9 @@ def run(root: Path, workers: int, targets: Sequence[str] | None = None, threads:
     print(describe(plan), flush=True)
     busy = [i for i, share in enumerate(plan.shares) if share]
     threads = threads or max(1, cores() // max(1, len(busy)))
+    clock = _Clock()
     upstream(root, plan)                                                       # (a)
+    clock.lap("upstream")
     workdir = (workdir or root / WORKDIR).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     log_dir = root / LOG_DIR
@@ -626,6 +462,7 @@ def run(root: Path, workers: int, targets: Sequence[str] | None = None, threads:
                 shutil.rmtree(dest)
             clones[i] = make_clone(root, dest, threads=threads, checkout=plan.upstream, graph=graph)
             print(f"worker {i}: copy {dest} (execution.threads={threads})", flush=True)
+        clock.lap("worker copies")
         logs = {i: log_dir / f"worker-{i}.log" for i in busy}
         for i in busy:                                                         # (c)
             cmd = [sys.executable, "-m", "hybridbatch.parallel", "worker", "--index", str(i), "--of", str(workers)]
@@ -636,13 +473,16 @@ def run(root: Path, workers: int, targets: Sequence[str] | None = None, threads:
                 procs[i] = subprocess.Popen(cmd, cwd=clones[i], env=_env_for(clones[i], extra), stdout=handle,
                                             stderr=subprocess.STDOUT)
         _follow(procs, logs, poll)
+        clock.lap("workers")
         failed = [i for i in busy if procs[i].returncode]
         if failed:
             report = "\n".join(
                 f"worker {i} failed (exit {procs[i].returncode}); copy kept at {clones[i]}; last lines of "
                 f"{logs[i]}:\n{_tail(logs[i].read_text(errors='replace'))}" for i in failed)
             raise ParallelError(report)
-        return collect(root, targets, log_dir=log_dir)                         # (d)
+        result = collect(root, targets, log_dir=log_dir)                       # (d)
+        clock.lap("collect")
+        return result
     finally:
         for i, proc in procs.items():
             if proc.poll() is None:  # interrupted: stop our own workers
@@ -654,6 +494,22 @@ def run(root: Path, workers: int, targets: Sequence[str] | None = None, threads:
                     shutil.rmtree(dest, ignore_errors=True)
             if workdir.exists() and not any(workdir.iterdir()):
                 workdir.rmdir()
+        clock.lap("clean-up")
+        print(f"time: {clock}", flush=True)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps.append(f"{name} {now - self.last:.0f} s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.laps)}; total {time.monotonic() - self.start:.0f} s"
 
 
 def _follow(procs: dict[int, subprocess.Popen], logs: dict[int, Path], poll: float) -> None:

@@ -254,7 +254,7 @@ def load_per_query(results_dir: str | os.PathLike, run: str, columns: Sequence[s
 def per_seed_per_query(results_dir: str | os.PathLike, runs: Sequence[str], value: str = "ap",
                        settings: Sequence[str] | None = None) -> list[pd.DataFrame]:
     """Per-query ``value`` of each of ``runs`` (a system's seeds; one run for zero-shot / BM25), in order:
-    the per-seed lists :func:`stats.compare_runs` and :func:`stats.seeded_bootstrap_ci` take."""
+    the per-seed lists :func:`seeded.compare_runs` and :func:`seeded.seeded_bootstrap_ci` take."""
     check_results(results_dir, runs, "per_query.parquet")
     frames = []
     for run in runs:

@@ -3,8 +3,8 @@
 Each system is given as the list of its seeds' per-query frames (``results/<run>/per_query.parquet``; one frame
 for zero-shot and BM25), never averaged over seeds first, so :mod:`hybridbatch.stats` sees the seed-to-seed
 variation beside the question-level one (a question id is the cluster: it brings all of its parallel
-versions): :func:`stats.compare_runs` for the seed-aware paired tests of a target strategy against each
-baseline, :func:`stats.seeded_bootstrap_ci` for the interval of each headline mAP (the method: the docstring
+versions): :func:`seeded.compare_runs` for the seed-aware paired tests of a target strategy against each
+baseline, :func:`seeded.seeded_bootstrap_ci` for the interval of each headline mAP (the method: the docstring
 of :mod:`hybridbatch.stats`). The marks the main table puts on the target's cells come from
 :func:`significance_marks`.
 """
@@ -16,11 +16,11 @@ from typing import Sequence
 
 import pandas as pd
 
-from . import stats, strategies
+from . import seeded, stats, strategies
 from .grid import DATASET_ORDER, SETTINGS, grid_runs, ordered
 from .report import per_seed_per_query
 
-# the columns every comparison table starts with; stats.compare_runs' other columns (standard errors, seed sds,
+# the columns every comparison table starts with; seeded.compare_runs' other columns (standard errors, seed sds,
 # degrees of freedom ...) follow, their ``_a`` / ``_b`` suffixes renamed ``_baseline`` / ``_target``
 SIGNIFICANCE_COLUMNS = ["dataset", "baseline", "setting", "mean_baseline", "mean_target", "diff", "diff_per_seed",
                         "ci_low", "ci_high", "p_value", "p_holm", "effect_size", "n_queries", "n_seeds_baseline",
@@ -63,7 +63,7 @@ def compare_strategies(per_query: dict[tuple[str, str], PerQuery], target: str =
 
     ``per_query``: ``{(dataset, strategy): the strategy's per-seed per-query frames}`` (a list, one frame per
     seed, in seed order; a single frame is a one-seed system). Each (baseline, target) pair goes to
-    :func:`stats.compare_runs` (seed-aware paired test: the question-level uncertainty by a cluster bootstrap
+    :func:`seeded.compare_runs` (seed-aware paired test: the question-level uncertainty by a cluster bootstrap
     over question ids and the seed-to-seed variance of each system's macro means); Holm's correction is then
     redone over *all* rows of the returned table (every dataset, baseline and setting together).
 
@@ -71,7 +71,7 @@ def compare_strategies(per_query: dict[tuple[str, str], PerQuery], target: str =
     ``diff_per_seed`` (tuple: target seed j minus baseline seed i for every pairing, i outer), ``ci_low,
     ci_high, p_value, p_holm, effect_size, n_queries, n_seeds_baseline, n_seeds_target, seeds_agree``
     (every pairing has diff's sign), ``significant`` (``p_holm < alpha`` and ``seeds_agree``, as
-    :func:`stats.compare_runs` defines it), then compare_runs' other columns (``se``, ``sd_seed_baseline`` ...).
+    :func:`seeded.compare_runs` defines it), then compare_runs' other columns (``se``, ``sd_seed_baseline`` ...).
     """
     datasets = ordered((d for d, _ in per_query), DATASET_ORDER)
     parts = []
@@ -87,8 +87,8 @@ def compare_strategies(per_query: dict[tuple[str, str], PerQuery], target: str =
             present = [st for st in settings if _has_setting(ref, st) and _has_setting(tgt, st)]
             if not present:
                 continue
-            # stats.compare_runs: target minus this baseline per setting (its Holm is redone over all rows below)
-            t = stats.compare_runs({base: ref, target: tgt}, base, present, value=value, n_resamples=n_resamples,
+            # seeded.compare_runs: target minus this baseline per setting (its Holm is redone over all rows below)
+            t = seeded.compare_runs({base: ref, target: tgt}, base, present, value=value, n_resamples=n_resamples,
                                    confidence=confidence, seed=seed)
             parts.append(t.rename(columns=_side_names(t.columns)).drop(columns="run").assign(dataset=ds, baseline=base))
     if not parts:
@@ -148,7 +148,7 @@ def headline_intervals(results_dir: str | os.PathLike, params: dict, *, n_resamp
     """A confidence interval for every headline mAP of the main grid (each strategy's Mo./Cr./Mul.).
 
     Each strategy is given as its seeds' per-query AP (zero-shot and BM25 have one run) to
-    :func:`stats.seeded_bootstrap_ci`: the question-level uncertainty from a cluster bootstrap over question
+    :func:`seeded.seeded_bootstrap_ci`: the question-level uncertainty from a cluster bootstrap over question
     ids (each bringing all of its parallel versions) and the seed-to-seed variance of the macro means, each
     widened by its own t quantile. ``map`` is the mean over seeds of the macro mAP (the main table's mean).
     Columns: ``dataset, strategy, setting, map, ci_low, ci_high, n_runs``.
@@ -160,7 +160,7 @@ def headline_intervals(results_dir: str | os.PathLike, params: dict, *, n_resamp
         for setting in SETTINGS:
             if not _has_setting(frames, setting):
                 continue
-            low, high = stats.seeded_bootstrap_ci(frames, setting, "ap", n_resamples=n_resamples,
+            low, high = seeded.seeded_bootstrap_ci(frames, setting, "ap", n_resamples=n_resamples,
                                                   confidence=confidence, seed=seed)
             mean = sum(stats.macro_mean(f, setting, "ap") for f in frames) / len(frames)
             rows.append({"dataset": ds, "strategy": strategy, "setting": setting, "map": mean, "ci_low": low,

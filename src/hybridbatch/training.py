@@ -312,9 +312,7 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
             if dist_ctx.main else _NoLive())
     start_time = time.perf_counter() - elapsed0
     with live:
-        if start == 0:
-            live.log_params({"strategy": strategy, **cfg.result_settings()})
-        else:
+        if start > 0:  # (no live.log_params: the settings are in training_summary.json and dvc.lock)
             live.step = start
         if val and start == 0:
             val_loss = trainer.validate(val_data, val)

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "metrics.json", {"config": record.to_json(),
                                       fold.eval: {"run": args.run, "sample_fraction": sample.sample_fraction,
                                                   **result["summary"]}})
+    write_json(Path("logs") / "bm25" / f"{args.run}.json", result.get("timings", {}))  # untracked
     return 0
 
 

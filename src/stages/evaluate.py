@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         fail(exc)
     torch.set_num_threads(execution.threads or os.cpu_count() or 1)
     encoder = DualEncoder(args.model, max_length=p.max_length)
+    if torch.cuda.is_available():  # the same embeddings up to float rounding; where the encoding runs is execution
+        encoder = encoder.to("cuda")
     counts = encoder.parameter_counts()
     record = record.replace(layers=counts["layers"], parameters=counts["parameters"],
                             non_embedding_parameters=counts["non_embedding_parameters"])
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(out / "per_query.parquet") as tmp:
         result["per_query"].to_parquet(tmp, index=False)
     write_json(out / "metrics.json", metrics)
+    write_json(Path("logs") / "evaluate" / f"{args.run}.json", result.get("timings", {}))  # untracked
     return 0
 
 

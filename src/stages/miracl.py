@@ -39,7 +39,11 @@ class LazyEncoder:
         if self._encoder is None:
             from hybridbatch.encoder import DualEncoder
 
+            import torch
+
             self._encoder = DualEncoder(self.model)
+            if torch.cuda.is_available():
+                self._encoder = self._encoder.to("cuda")
         return self._encoder.encode(texts, kind, **kw)
 
 

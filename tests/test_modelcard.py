@@ -297,13 +297,3 @@ def test_export_refuses_an_incomplete_checkpoint(checkpoint, tmp_path, capsys):
     (broken / "tokenizer.json").unlink()
     assert export_model.main(["--model", str(broken), "--card", str(card), "--out", str(tmp_path / "x")]) == 2
     assert "tokenizer.json" in capsys.readouterr().err
-
-
-def test_stage_code_is_what_it_imports():
-    """The dvc.yaml `model_card` stage declares these files (tests/test_dvc_deps.py checks dvc.yaml itself)."""
-    from hybridbatch.deps import project_imports
-
-    assert project_imports("src/stages/model_card.py", REPO) == [
-        "src/hybridbatch/__init__.py", "src/hybridbatch/io.py", "src/hybridbatch/modelcard.py",
-        "src/hybridbatch/params.py", "src/hybridbatch/samplers.py", "src/hybridbatch/strategies.py",
-        "src/stages/model_card.py"]

@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, FoldError) as exc:
         fail(exc)
     if execution.processes > 1 and "WORLD_SIZE" not in os.environ:  # data parallel: relaunch under torchrun
+        # "--": torchrun's parser would otherwise take this script's --run for an abbreviation of its --run-path
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={execution.processes}",
-               os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
+               "--", os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(cmd)
     if args.alpha is not None and args.strategy != "hybrid":
         fail(f"--alpha only applies to --strategy hybrid (got {args.strategy})")

@@ -28,21 +28,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .io import atomic_path
+from .io import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
 #: entry files: ``<key>.npz`` holding ``embeddings`` (float32, n_texts x dim) and ``sha256`` (its checksum)
 SUFFIX = ".npz"
 _CHECKPOINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "hybridbatch_encoder.json")
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checkpoint_fingerprint(path: str | os.PathLike) -> str:
@@ -53,7 +45,7 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
     files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name in _CHECKPOINT_FILES)
     h = hashlib.sha256()
     for p in files:
-        h.update(p.name.encode() + b"\0" + _file_digest(p).encode() + b"\0")
+        h.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\0")
     return h.hexdigest()
 
 

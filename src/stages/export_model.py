@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hybridbatch.io import atomic_dir
+from hybridbatch.io import atomic_dir, sha256_file
 from hybridbatch.modelcard import WEIGHTS_FILE, card_weights_sha256, parse_card
 
 #: what a checkpoint directory must hold to be exported
@@ -27,16 +27,6 @@ REQUIRED = (WEIGHTS_FILE, "config.json", "tokenizer.json", "tokenizer_config.jso
 
 class ExportError(ValueError):
     pass
-
-
-def _sha256(path: Path) -> str:
-    import hashlib  # noqa: PLC0415
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check(model: Path, card: Path) -> tuple[str, str]:
@@ -66,7 +56,7 @@ def check(model: Path, card: Path) -> tuple[str, str]:
     if card_run != run:
         raise ExportError(f"{card} is the card of run {card_run!r} but {model} holds run {run!r}")
     sha = card_weights_sha256(text)
-    if sha is not None and sha != _sha256(model / WEIGHTS_FILE):
+    if sha is not None and sha != sha256_file(model / WEIGHTS_FILE):
         raise ExportError(f"{card} describes other weights than {model / WEIGHTS_FILE} (SHA-256 differs): "
                           "re-run the model_card stage")
     return run, text

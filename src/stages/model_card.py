@@ -17,12 +17,11 @@ checkpoint's summary and the metrics disagree.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
-from hybridbatch.io import write_text
+from hybridbatch.io import sha256_file, write_text
 from hybridbatch.modelcard import HYPERPARAMETERS, WEIGHTS_FILE, render, run_config
 
 SUMMARY_FILE = "training_summary.json"
@@ -31,14 +30,6 @@ SETTINGS_FILE = "hybridbatch_encoder.json"  # = hybridbatch.encoder.SETTINGS_FIL
 
 class CardError(ValueError):
     """An input the card cannot be made from (one line)."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_json(path: Path, what: str) -> dict:

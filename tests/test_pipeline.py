@@ -37,7 +37,7 @@ TINY = {
 }
 MAIN = [f"{fold}-{s}-s{seed}" for fold in ("mlqa2xquad", "xquad2mlqa") for s in ("xx", "xy", "hybrid") for seed in (1, 2)]
 SCALING = ["mlqa2xquad-L2-xx-s1", "mlqa2xquad-L2-hybrid-s1", "mlqa2xquad-n2-xx-s1", "mlqa2xquad-n2-hybrid-s1",
-           "mlqa2xquad-hybrid-a0.25-s1"]
+           "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.25-s2"]  # the alpha sweep runs the main seeds
 EVAL_DATASET = {"mlqa2xquad": "xquad_r", "xquad2mlqa": "mlqa_r"}
 N_CROSS_PAIRS = {"xquad_r": 110, "mlqa_r": 12}  # 11 x 10 and 4 x 3 ordered language pairs
 MLQA_LANGS = ["ar", "en", "es", "hi"]

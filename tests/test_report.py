@@ -102,8 +102,9 @@ def test_grid_runs_follow_params():
     assert list(langs["run"]) == ["mlqa2xquad-n2-xx-s1", "mlqa2xquad-n2-xy-s1", "mlqa2xquad-n2-hybrid-s1",
                                   "mlqa2xquad-xx-s1", "mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-s1"]
     alpha = grid.grid_runs(params, "alpha")
-    assert list(alpha["run"]) == ["mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.75-s1",
-                                  "mlqa2xquad-hybrid-s1", "mlqa2xquad-xx-s1"]
+    assert list(alpha["run"][:5]) == ["mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.75-s1",
+                                      "mlqa2xquad-hybrid-s1", "mlqa2xquad-xx-s1"]
+    assert len(alpha) == 5 * len(g["seeds"])  # every main seed, not only the scaling seed
     assert alpha["alpha"].tolist()[:3] == [0.0, 0.25, 0.75] and alpha["alpha"].tolist()[4] == 1.0
     assert pd.isna(alpha["alpha"].iloc[3])  # the main hybrid run: its config's alpha
     with pytest.raises(ValueError):
@@ -120,11 +121,11 @@ def test_grid_runs_skip_main_runs_the_grid_does_not_have():
     params = fake_params()
     params["grid"] = dict(TINY_GRID)
     alpha = grid.grid_runs(params, "alpha")  # xy is a main strategy: its run is the alpha-0 endpoint
-    assert list(alpha["run"]) == ["mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-s1",
-                                  "mlqa2xquad-xx-s1"]
+    assert list(alpha["run"]) == [f"mlqa2xquad-{r}-s{seed}" for seed in (1, 2)
+                                  for r in ("xy", "hybrid-a0.25", "hybrid", "xx")]
     params["grid"]["strategies"] = ["xx", "hybrid"]
     alpha = grid.grid_runs(params, "alpha")
-    assert list(alpha["run"]) == ["mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-s1", "mlqa2xquad-xx-s1"]
+    assert list(alpha["run"]) == [f"mlqa2xquad-{r}-s{seed}" for seed in (1, 2) for r in ("hybrid-a0.25", "hybrid", "xx")]
     size = grid.grid_runs(params, "size")
     assert "mlqa2xquad-L2-zeroshot" in set(size["run"]) and "mlqa2xquad-L2-xy-s1" not in set(size["run"])
     params["grid"]["seeds"] = [5]  # the scaling seed is no main seed: no full-size / all-language point
@@ -142,7 +143,11 @@ def test_scaling_studies_run_every_scaling_seed(tmp_path):
     assert list(size["run"][:7]) == ["mlqa2xquad-L4-zeroshot", "mlqa2xquad-L4-xx-s1", "mlqa2xquad-L4-xx-s2",
                                      "mlqa2xquad-L4-xy-s1", "mlqa2xquad-L4-xy-s2", "mlqa2xquad-L4-hybrid-s1",
                                      "mlqa2xquad-L4-hybrid-s2"]
-    assert grid.grid_runs(params, "alpha")["run"].tolist().count("mlqa2xquad-hybrid-a0.25-s2") == 1
+    alpha = grid.grid_runs(params, "alpha")["run"].tolist()
+    assert alpha.count("mlqa2xquad-hybrid-a0.25-s2") == 1  # the alpha sweep runs the main seeds (1, 2) ...
+    params["grid"]["scaling_seeds"] = [1]
+    assert grid.grid_runs(params, "alpha")["run"].tolist() == alpha  # ... whatever the scaling seeds
+    params["grid"]["scaling_seeds"] = [1, 2]
     assert grid.scaling_seeds({"grid": {"scaling_seed": 7}}) == [7]  # an older params file
     write_fake_results(tmp_path, params)
     studies = [report.study_results(tmp_path, params, s) for s in ("size", "languages", "alpha")]
@@ -470,11 +475,12 @@ def test_training_keys_are_read_tolerantly(results_dir):
     assert math.isnan(old["mono_share"]) and math.isnan(old["best_step"]) and pd.isna(old["alpha_schedule"])
     alpha = report.study_results(results_dir, params, "alpha")
     table = tables.scaling_table(size, langs, alpha)
-    rows = {l.split(" & ")[0] + "|" + l.split(" & ")[3] + "|" + l.split(" & ")[4]: l.split(" & ")
+    assert "Sampling & Seed & Layers" in table  # the alpha sweep has two seeds: one row per run, seed shown
+    rows = {"|".join(l.split(" & ")[i] for i in (0, 1, 4, 5)): l.split(" & ")
             for l in table.splitlines() if " & " in l and l.split(" & ")[0] in ("Hybrid", "X-X-mono", "X-Y")}
-    assert rows["Hybrid|2|0.5"][5:8] == ["--", "--", "--"]  # not recorded: --
-    full = rows["Hybrid|3|0.25"]
-    assert full[5] == "0.25" and re.fullmatch(r"\d+/40", full[7])  # realised share, kept step of 40
+    assert rows["Hybrid|1|2|0.5"][6:9] == ["--", "--", "--"]  # not recorded: --
+    full = rows["Hybrid|1|3|0.25"]
+    assert full[6] == "0.25" and re.fullmatch(r"\d+/40", full[8])  # realised share, kept step of 40
     assert "Mono.\\ share" in table and "Kept step" in table and r"schedule \texttt{exact}" in table
     runs = report.training_runs(report.study_results(results_dir, params, "main"))
     assert len(runs) == 2 * 4 * 2 and runs["run"].is_unique

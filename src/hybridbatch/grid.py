@@ -133,9 +133,10 @@ def grid_runs(params: dict, study: str | None = None) -> pd.DataFrame:
     studies (a main run is the full-size point of the size ladder, ...) has one row per study. ``layers``,
     ``n_languages`` and ``alpha`` are None where the run's own config tells them (``report.load_results``
     fills them in): the full encoder, all training languages, the main hybrid run's alpha. The alpha
-    study's endpoints are the X-Y run (alpha 0) and the X-X-mono run (alpha 1). The scaling studies run
-    every seed of :func:`scaling_seeds`; a point's full-size / all-language / alpha-0.5 run is the main run of
-    that seed where the main grid has it.
+    study's endpoints are the X-Y run (alpha 0) and the X-X-mono run (alpha 1); it runs the main seeds
+    (``grid.seeds``). The model-size and training-language studies run every seed of :func:`scaling_seeds`;
+    a point's full-size / all-language / alpha-0.5 run is the main run of that seed where the main grid has
+    it.
     """
     if study is not None and study not in STUDIES:
         raise ValueError(f"unknown study {study!r}; one of {STUDIES}")
@@ -172,7 +173,7 @@ def grid_runs(params: dict, study: str | None = None) -> pd.DataFrame:
                 rows += [_spec(params, "languages", fold, s, seed) for s in scaling for seed in sseeds
                          if main_exists(fold, s, seed)]
             if study in (None, "alpha"):
-                for seed in sseeds:
+                for seed in seeds:  # the sweep shares the main seeds: its 0 / 0.5 / 1 points are main runs
                     if main_exists(fold, "xy", seed):
                         rows.append(_spec(params, "alpha", fold, "xy", seed, alpha=0.0))
                     for a in list(g.get("alphas") or []):

@@ -118,6 +118,7 @@ def enumerate_runs(params: dict) -> list[dict]:
         for k in g["n_languages"]:
             for s in g["scaling_strategies"]:
                 add(fold, s, seed, n=k)
+    for seed in g["seeds"]:  # the alpha sweep runs the main seeds
         for a in g["alphas"]:
             add(fold, "hybrid", seed, alpha=a)
     return list(out.values())

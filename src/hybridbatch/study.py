@@ -1,0 +1,248 @@
+"""The study in pieces: whole runs (trained *and* evaluated), one after another in priority order, each committed
+to git (``dvc.lock`` + its results) as soon as it is finished, so that the study can stop anywhere and continue
+later -- on this machine or on one without the DVC cache.
+
+    python -m hybridbatch.study plan                  # the units, in order, and which are finished
+    python -m hybridbatch.study run --until 03:40 --commit
+
+Order (the headline first): the references (zero-shot, BM25) of both folds, then the main table seed by seed
+(every fold x strategy of seed 13, then 14, ...), then the alpha sweep seed by seed, then the model-size and
+training-language studies seed by seed. A *unit* is one run: its ``train*`` stage, its ``evaluate*`` stage, and
+its ``model_card`` / ``miracl`` stages where the grid has them.
+
+Every stage is reproduced with ``dvc repro --allow-missing <stage>``: a stage whose ``dvc.lock`` entry matches its
+code, params and data is skipped even when its outputs are missing (a trained model is not in git; on a machine
+without the DVC cache it is absent), so finished runs are never retrained. The shared upstream (``prepare``,
+``import_model``, the ``code_*`` stamps, ``shrink_model@<k>``) is reproduced *without* ``--allow-missing``: the
+runs still to do need its outputs, and it is deterministic -- rebuilt on another machine it has the hashes
+``dvc.lock`` records, so nothing downstream becomes stale.
+
+Measured per executed stage (``os.wait4`` of the ``dvc repro`` process, children included): wall seconds, CPU
+seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the README's cost table is made
+from it; no stage reads it).
+
+Stops before a unit that would not end by ``--until`` (its estimate: the longest time that unit's stage families
+took so far, or 15 min per stage family before any was measured); ``logs/study.pause`` holds it between units
+(for edits that must not happen while a stage runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .params import read_params
+
+TIMINGS = Path("docs") / "timings.tsv"
+TIMING_COLUMNS = ("date", "stage", "family", "wall_s", "cpu_s", "max_rss_mib", "cores")
+LOG = Path("logs") / "study.log"
+PAUSE = Path("logs") / "study.pause"
+RUNNING = re.compile(r"^Running stage '([^']+)'", re.M)
+DEFAULT_STAGE_S = 15 * 60
+
+
+@dataclass
+class Unit:
+    """One run of the study: its DVC stages in order, and the tracked paths a commit of it holds."""
+    run: str
+    study: str
+    stages: list[str]
+    paths: list[str] = field(default_factory=list)
+
+
+def _family(stage: str) -> str:
+    return stage.split("@", 1)[0]
+
+
+def units(params: dict) -> tuple[list[str], list[Unit]]:
+    """The shared upstream stages and the study's units, in priority order (see the module docstring)."""
+    g, miracl = params["grid"], (params.get("miracl") or {}).get("runs") or {}
+    folds, seeds, sseeds, fold = list(g["folds"]), list(g["seeds"]), list(g["scaling_seeds"]), g["scaling_fold"]
+    upstream = ["prepare", "import_model", "code_train", "code_evaluate"]
+    out: list[Unit] = []
+
+    def unit(run: str, study: str, stages: list[str], card: bool = False) -> None:
+        stages = list(stages) + ([f"model_card@{stages[0].split('@', 1)[1]}"] if card else [])
+        stages += [f"miracl@{run}"] if run in miracl else []
+        paths = [f"results/{run}"] + ([f"cards/{run}"] if card else [])
+        out.append(Unit(run, study, stages, paths))
+
+    for f in folds:
+        unit(f"{f}-zeroshot", "reference", [f"evaluate_zeroshot@{f}"])
+        unit(f"{f}-bm25", "reference", [f"bm25@{f}"])
+    for seed in seeds:
+        for f in folds:
+            for s in g["strategies"]:
+                key = f"{f}-{s}-{seed}"
+                unit(f"{f}-{s}-s{seed}", "main", [f"train@{key}", f"evaluate@{key}"], card=True)
+    for seed in seeds:
+        for a in g.get("alphas") or []:
+            unit(f"{fold}-hybrid-a{a}-s{seed}", "alpha", [f"train_alpha@{a}-{seed}", f"evaluate_alpha@{a}-{seed}"])
+    for k in g.get("layers") or []:
+        unit(f"{fold}-L{k}-zeroshot", "size", [f"shrink_model@{k}", f"evaluate_size_zeroshot@{k}"])
+    for seed in sseeds:
+        for k in g.get("layers") or []:
+            for s in g.get("scaling_strategies") or []:
+                unit(f"{fold}-L{k}-{s}-s{seed}", "size",
+                     [f"shrink_model@{k}", f"train_size@{k}-{s}-{seed}", f"evaluate_size@{k}-{s}-{seed}"])
+        for n in g.get("n_languages") or []:
+            for s in g.get("scaling_strategies") or []:
+                unit(f"{fold}-n{n}-{s}-s{seed}", "languages",
+                     [f"train_languages@{n}-{s}-{seed}", f"evaluate_languages@{n}-{s}-{seed}"])
+    return upstream, out
+
+
+# ------------------------------------------------------------------------------------------------ running
+def _log(msg: str) -> None:
+    line = f"{dt.datetime.now():%H:%M:%S} {msg}"
+    print(line, flush=True)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(LOG, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def _dvc(args: Sequence[str]) -> tuple[int, str, float, float, float]:
+    """``dvc <args>``: exit code, output, wall s, CPU s (user + system, children included), peak RSS MiB."""
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines = []
+    assert proc.stdout is not None
+    with open(LOG, "a", encoding="utf-8") as fh:
+        fh.write(f"$ dvc {' '.join(args)}\n")
+        for line in proc.stdout:
+            lines.append(line)
+            fh.write(line)
+            fh.flush()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return (proc.returncode, "".join(lines), time.monotonic() - start, usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024)
+
+
+def _record(stage: str, wall: float, cpu: float, rss: float) -> None:
+    new = not TIMINGS.exists()
+    TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+    with open(TIMINGS, "a", encoding="utf-8") as fh:
+        if new:
+            fh.write("\t".join(TIMING_COLUMNS) + "\n")
+        fh.write(f"{dt.date.today().isoformat()}\t{stage}\t{_family(stage)}\t{wall:.0f}\t{cpu:.0f}\t{rss:.0f}\t"
+                 f"{os.cpu_count()}\n")
+
+
+def measured_seconds() -> dict[str, float]:
+    """The longest wall time measured so far per stage family (``docs/timings.tsv``)."""
+    out: dict[str, float] = {}
+    if TIMINGS.exists():
+        for line in TIMINGS.read_text(encoding="utf-8").splitlines()[1:]:
+            parts = line.split("\t")
+            if len(parts) >= 4:
+                out[parts[2]] = max(out.get(parts[2], 0.0), float(parts[3]))
+    return out
+
+
+def reproduce(stage: str, allow_missing: bool = True) -> bool:
+    """``dvc repro [--allow-missing] <stage>``; True if the stage ran (then its cost is recorded)."""
+    args = ["repro", *(["--allow-missing"] if allow_missing else []), stage]
+    rc, out, wall, cpu, rss = _dvc(args)
+    if rc:
+        tail = "\n".join(out.rstrip().splitlines()[-15:])
+        raise SystemExit(f"error: `dvc {' '.join(args)}` failed (exit {rc}); see {LOG}:\n{tail}")
+    ran = stage in RUNNING.findall(out)
+    if ran:
+        _record(stage, wall, cpu, rss)
+        _log(f"  {stage}: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU, peak {rss:.0f} MiB")
+    return ran
+
+
+def commit(unit: Unit, message: str) -> None:
+    paths = [p for p in ["dvc.lock", str(TIMINGS), *unit.paths] if Path(p).exists()]
+    for attempt in range(10):  # another git process may hold the index lock for a moment
+        add = subprocess.run(["git", "add", "--", *paths], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", *paths], capture_output=True, text=True).returncode == 0
+        if done:
+            _log(f"  committed: {message}")
+            return
+        time.sleep(3 * (attempt + 1))
+    _log(f"  WARNING: could not commit {unit.run}; commit dvc.lock and {' '.join(unit.paths)} by hand")
+
+
+def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequence[str] = ()) -> int:
+    upstream, todo = units(read_params(params_path))
+    if only:
+        todo = [u for u in todo if u.study in only]
+    _log(f"study: {len(todo)} units; upstream {' '.join(upstream)}")
+    for stage in upstream:
+        reproduce(stage, allow_missing=False)
+    done_shrink: set[str] = set()
+    for i, unit in enumerate(todo, 1):
+        while PAUSE.exists():
+            time.sleep(10)
+        if until is not None:
+            known = measured_seconds()
+            estimate = sum(known.get(_family(s), DEFAULT_STAGE_S) for s in unit.stages
+                           if not s.startswith(("shrink_model", "model_card", "miracl")))
+            if dt.datetime.now() + dt.timedelta(seconds=estimate) > until:
+                # a finished unit costs seconds: skip quickly through those that need no training
+                if _finished(unit):
+                    continue
+                _log(f"stop: {unit.run} would take ~{estimate / 60:.0f} min, past {until:%H:%M}")
+                return 0
+        ran = []
+        for stage in unit.stages:
+            if stage.startswith("shrink_model@"):
+                if stage not in done_shrink:
+                    reproduce(stage, allow_missing=False)
+                    done_shrink.add(stage)
+                continue
+            if reproduce(stage):
+                ran.append(stage)
+        status = "ran " + ", ".join(ran) if ran else "finished before"
+        _log(f"[{i}/{len(todo)}] {unit.run}: {status}")
+        if ran and do_commit:
+            commit(unit, f"study: {unit.run} ({unit.study}) trained and evaluated; results and dvc.lock")
+    _log("study: every unit is finished")
+    return 0
+
+
+def _finished(unit: Unit) -> bool:
+    """Whether every stage of ``unit`` (but the shrink) is up to date, outputs allowed to be missing."""
+    stages = [s for s in unit.stages if not s.startswith("shrink_model@")]
+    rc, out, *_ = _dvc(["repro", "--dry", "--allow-missing", *stages])
+    return rc == 0 and not RUNNING.search(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hybridbatch.study", description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["plan", "run"])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no unit that would end later")
+    ap.add_argument("--commit", action="store_true", help="git-commit dvc.lock and the results after each unit")
+    ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main alpha size languages)")
+    args = ap.parse_args(argv)
+    if args.command == "plan":
+        upstream, todo = units(read_params(args.params))
+        print("upstream:", " ".join(upstream))
+        for unit in todo:
+            print(f"{unit.study:10s} {unit.run:36s} {' '.join(unit.stages)}")
+        return 0
+    until = None
+    if args.until:
+        hh, mm = (int(x) for x in args.until.split(":"))
+        until = dt.datetime.now().replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if until < dt.datetime.now():
+            until += dt.timedelta(days=1)
+    return run(args.params, until, args.commit, args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

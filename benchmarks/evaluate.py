@@ -4,7 +4,7 @@
 
 Encodes every candidate and question of the dataset once (no embedding cache), scores Mo./Cr./Mul. for
 every language and pair with matrix products, and prints the time of each phase, throughput, and peak RSS.
-This is what one `evaluate` stage costs with `evaluate.sample_fraction: 1.0` (configs/full.yaml).
+This is what one `evaluate` stage of the study costs (`evaluate.sample_fraction: 1.0`, params.yaml).
 """
 
 from __future__ import annotations

@@ -101,8 +101,17 @@ def test_per_language_bias_and_scaling_tables_content(report_root):
     assert "Query lang." in bias and "Avg." in bias and r"el$^{\dagger}$" in bias
     scaling = table(report_root, "scaling")
     for label in ("Model size", "Number of training languages", r"mixing probability $\alpha$", "7.1M",
-                  "Mul.\\ unseen", "Mono.\\ share", "Kept step", "/40 & "):
+                  "Mul.\\ unseen", "Mul.\\ held-out", "Mono.\\ share", "Kept step", "/40 & "):
         assert label in scaling, label
+    assert "trains on (el), the same set for every run" in scaling  # the held-out languages are named
+    miracl = table(report_root, "miracl")
+    rows: dict = {}
+    for line in miracl.splitlines():  # the first row of each label: the nDCG@10 block
+        if " & " in line:
+            rows.setdefault(line.split(" & ")[0], line.rstrip(" \\").split(" & "))
+    assert rows["Run"] == ["Run", "sw", "te", "Avg."] and "Corpus absent for 1 of 2 languages (te)" in miracl
+    assert rows["zero-shot"] == ["zero-shot", "0.410", "absent", "0.410"]  # nDCG@10 block first
+    assert rows["Hybrid, seed 1"][2] == "absent" and "Recall@100" in miracl
 
 
 def test_notebooks_are_reproducible(report_root, tmp_path):

@@ -6,13 +6,14 @@ LaTeX built from the frames of :mod:`hybridbatch.report` (:func:`report.per_lang
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import pandas as pd
 
 from . import strategies
 from .grid import OURS, dataset_label, ordered
-from .latex import best_flags, block_title, bold_if, booktabs, fmt, group_header
+from .latex import MISSING, best_flags, block_title, bold_if, booktabs, fmt, fmt_int, group_header, latex_escape
 from .report import datasets_of, dataset_title, training_languages, unseen_languages
 
 # the paper's Tables 3-6: per query language, mAP and a recall for each setting -- R@1 for Mo. and Cr., R@10
@@ -151,3 +152,35 @@ def bias_table(results: pd.DataFrame, rd: pd.DataFrame, label: str = "tab:bias")
                r"that evaluation set.")
     n = sum(len(strat[d]) for d in datasets)
     return booktabs(header, body, align="l" + "c" * n, caption=caption, label=label, size=r"\footnotesize")
+
+
+def miracl_table(miracl: pd.DataFrame, labels: dict[str, str], label: str = "tab:miracl") -> str:
+    """MIRACL dev (the paper's Tables 12-13): nDCG@10 and Recall@100 per language (columns, plus the mean over
+    the languages with a corpus), one row per run (``labels``: run -> row label) in each block. A language
+    whose passages are not present reads "absent" (the corpus is not vendored: data/external/miracl-corpus);
+    the judged queries per language head the table either way."""
+    langs = list(dict.fromkeys(miracl["lang"]))
+    runs = list(dict.fromkeys(miracl["run"]))
+    cell = {(r["run"], r["lang"]): r for r in miracl.to_dict("records")}
+    present = [l for l in langs if all(cell[(run, l)]["status"] == "ok" for run in runs)]
+    header = [" & ".join(["Run"] + langs + ["Avg."]) + r" \\"]
+    judged = [fmt_int(cell[(runs[0], l)]["judged_queries"]) if runs else MISSING for l in langs]
+    body: list = [[r"\emph{judged queries}"] + judged + [""]]
+    for metric, title in (("ndcg10", "nDCG@10"), ("recall100", "Recall@100")):
+        body += [r"\midrule", block_title(title, len(langs) + 2)]
+        for run in runs:
+            vals = [cell[(run, l)][metric] if cell[(run, l)]["status"] == "ok" else math.nan for l in langs]
+            mean = (sum(v for v, l in zip(vals, langs) if l in present) / len(present)) if present else math.nan
+            body.append([labels.get(run, latex_escape(run))]
+                        + [fmt(v) if l in present or not math.isnan(v) else "absent" for v, l in zip(vals, langs)]
+                        + [fmt(mean)])
+    absent = [l for l in langs if l not in present]
+    caption = (rf"MIRACL dev, {OURS} (the paper's Tables 12--13): nDCG@10 and Recall@100 (trec\_eval "
+               r"\texttt{-c}, the top 100 per query) of dense retrieval over each language's passage corpus. "
+               + (f"Corpus absent for {len(absent)} of {len(langs)} languages ({', '.join(absent)}): the passages "
+                  r"are not vendored (data/external/miracl-corpus/README.md says how to add them), so those cells "
+                  r"read ``absent'' and the average is over the languages present. " if absent else "")
+               + "Judged queries: dev topics with relevance judgments.")
+    return booktabs(header, body, align="l" + "c" * (len(langs) + 1), caption=caption, label=label,
+                    size=r"\footnotesize")
+

@@ -17,18 +17,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import stats, strategies
-from .grid import DATASET_ORDER, SPEC_COLUMNS, dataset_label, grid_runs, ordered
+from .grid import DATASET_ORDER, SPEC_COLUMNS, dataset_label, grid_runs, ordered, untrainable_languages
 from .io import atomic_path
 from .latex import isnull
 
 CONFIG_FILLED = ("seed", "layers", "n_languages", "alpha")  # spec value, else the run's config value
 # what the training stage adds to a trained run's config (absent from older results: NaN / None when loaded)
+HELDOUT_METRICS = ("map_mo", "map_mul")  # per query language in metrics.json; see add_heldout
 TRAINING_KEYS = ("alpha_schedule", "mono_share", "mono_share_kept", "best_step", "steps")
 
 
@@ -116,6 +119,9 @@ def load_results(results_dir: str | os.PathLike, specs: pd.DataFrame) -> pd.Data
                 row[k] = float(v)
             elif v is None and k.split("_")[0] in ("map", "r1", "r10", "mrr", "ndcg10"):
                 row[k] = math.nan
+        per_language = m.get("per_language") or {}
+        for k in HELDOUT_METRICS:
+            row[f"{k}_by_lang"] = {str(l): num(v) for l, v in (per_language.get(k) or {}).items()}
         for split in ("seen", "unseen"):
             block = m.get(split) or {}
             row[f"{split}_languages"] = list(block.get("languages") or [])
@@ -131,8 +137,30 @@ def load_results(results_dir: str | os.PathLike, specs: pd.DataFrame) -> pd.Data
 
 
 def study_results(results_dir: str | os.PathLike, params: dict, study: str) -> pd.DataFrame:
-    """:func:`load_results` of :func:`grid.grid_runs` ``(params, study)``."""
-    return load_results(results_dir, grid_runs(params, study))
+    """:func:`load_results` of :func:`grid.grid_runs` ``(params, study)``, with the held-out columns of
+    :func:`add_heldout`."""
+    return add_heldout(load_results(results_dir, grid_runs(params, study)), params)
+
+
+def add_heldout(results: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """``<metric>_heldout`` (for :data:`HELDOUT_METRICS`): the macro mean over the *held-out* query languages
+    of the run's fold -- the evaluation languages outside ``folds.<fold>.language_order``, which no run of the
+    fold trains on (XQuAD-R's el, ru, th, tr in fold mlqa2xquad) -- and ``heldout_languages``. Unlike
+    *unseen* (outside the run's own training languages), this set is the same for every run of a fold, so
+    runs with different training languages are compared on the same languages. NaN where the fold has none."""
+    out = results.copy()
+    langs_col, values = [], {k: [] for k in HELDOUT_METRICS}
+    for r in out.to_dict("records"):
+        langs = untrainable_languages(params, r["fold"], r.get("languages") or []) if r.get("fold") else []
+        langs_col.append(langs)
+        for k in HELDOUT_METRICS:
+            by_lang = r.get(f"{k}_by_lang") or {}
+            vals = [by_lang.get(l, math.nan) for l in langs]
+            values[k].append(float(np.mean(vals)) if vals and not any(isnull(v) for v in vals) else math.nan)
+    out["heldout_languages"] = langs_col
+    for k in HELDOUT_METRICS:
+        out[f"{k}_heldout"] = values[k]
+    return out
 
 
 def datasets_of(results: pd.DataFrame) -> list[str]:
@@ -368,3 +396,36 @@ def save_figure(fig, stem: str | os.PathLike) -> None:
         fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
     with atomic_path(stem.with_suffix(".png")) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", dpi=150, metadata={"Software": None})
+
+
+def load_miracl(results_dir: str | os.PathLike, runs: Iterable[str], languages: Sequence[str]) -> pd.DataFrame:
+    """MIRACL dev per run and language (``results/<run>/miracl.json``, the ``miracl`` stage): one row per
+    (run, lang) with ``status`` ("ok" or "corpus-absent"), ``ndcg10``, ``recall100`` (NaN when the corpus is
+    absent), ``topics`` and ``judged_queries``. Raises FileNotFoundError naming a missing file."""
+    runs = list(dict.fromkeys(runs))
+    check_results(results_dir, runs, "miracl.json")
+    rows = []
+    for run in runs:
+        data = json.loads((Path(results_dir) / run / "miracl.json").read_text(encoding="utf-8"))["miracl_dev"]
+        per = data.get("per_language") or {}
+        for lang in languages:
+            r = per.get(lang) or {"status": "not-evaluated"}
+            rows.append({"run": run, "lang": lang, "status": str(r.get("status")), "ndcg10": num(r.get("ndcg@10")),
+                         "recall100": num(r.get("recall@100")), "topics": num(r.get("topics")),
+                         "judged_queries": num(r.get("judged_queries"))})
+    return pd.DataFrame(rows, columns=["run", "lang", "status", "ndcg10", "recall100", "topics", "judged_queries"])
+
+
+def run_label(run: str) -> str:
+    """A row label for a run name (:func:`grid.run_name`): ``X-Y, seed 13``, ``zero-shot``, ``Hybrid (alpha
+    0.25), 4 layers, seed 13`` ...; the fold is left out (the table says it)."""
+    m = re.fullmatch(r"(?P<fold>[^-]+)(?:-L(?P<layers>\d+))?(?:-n(?P<n>\d+))?-(?P<rest>.+?)(?:-a(?P<alpha>[0-9.]+))?"
+                     r"(?:-s(?P<seed>\d+))?", run)
+    if not m:
+        return run
+    parts = [strategies.label(m["rest"]) + (f" ($\\alpha$ {m['alpha']})" if m["alpha"] else "")]
+    parts += [f"{m['layers']} layers"] if m["layers"] else []
+    parts += [f"{m['n']} languages"] if m["n"] else []
+    parts += [f"seed {m['seed']}"] if m["seed"] else []
+    return ", ".join(parts)
+

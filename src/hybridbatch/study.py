@@ -21,7 +21,8 @@ Measured per executed stage (``os.wait4`` of the ``dvc repro`` process, children
 seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the README's cost table is made
 from it; no stage reads it).
 
-Stops before a unit that would not end by ``--until`` (its estimate: the longest time that unit's stage families
+When every unit is finished, ``dvc repro --allow-missing`` regenerates the curves, tables, figures and the paper
+(and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the longest time that unit's stage families
 took so far, or 15 min per stage family before any was measured); ``logs/study.pause`` holds it between units
 (for edits that must not happen while a stage runs).
 """
@@ -210,8 +211,26 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
         _log(f"[{i}/{len(todo)}] {unit.run}: {status}")
         if ran and do_commit:
             commit(unit, f"study: {unit.run} ({unit.study}) trained and evaluated; results and dvc.lock")
-    _log("study: every unit is finished")
+    _log("study: every unit is finished; the reports, curves and paper (dvc repro --allow-missing)")
+    reproduce_all(do_commit)
     return 0
+
+
+REPORT_PATHS = ("dvc.lock", "figures", "paper/tables", "paper/main.pdf", "notebooks/executed", "cards")
+
+
+def reproduce_all(do_commit: bool) -> None:
+    """``dvc repro --allow-missing``: with every run finished, what is left are the stages downstream of the
+    results (curves, reports, paper, model cards); committed with ``do_commit``."""
+    rc, out, wall, *_ = _dvc(["repro", "--allow-missing"])
+    if rc:
+        tail = "\n".join(out.rstrip().splitlines()[-15:])
+        raise SystemExit(f"error: `dvc repro --allow-missing` failed (exit {rc}); see {LOG}:\n{tail}")
+    ran = RUNNING.findall(out)
+    _log(f"  ran {len(ran)} stages in {wall / 60:.1f} min: {', '.join(ran)}")
+    if ran and do_commit:
+        commit(Unit("report", "report", [], [p for p in REPORT_PATHS if p != "dvc.lock"]),
+               "study: tables, figures and paper regenerated from the finished study")
 
 
 def _finished(unit: Unit) -> bool:

@@ -299,8 +299,8 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
     frames = (size, languages, alpha)
     seeds = _trained_seeds(frames)
     many = len(seeds) > 1
-    cols = ["map_mo", "map_cr", "map_mul", "rank_distance", "map_mul_seen", "map_mul_unseen"]
-    heads = ["Mo.", "Cr.", "Mul.", r"RD $\downarrow$", r"Mul.\ seen", r"Mul.\ unseen"]
+    cols = ["map_mo", "map_cr", "map_mul", "rank_distance", "map_mul_seen", "map_mul_unseen", "map_mul_heldout"]
+    heads = ["Mo.", "Cr.", "Mul.", r"RD $\downarrow$", r"Mul.\ seen", r"Mul.\ unseen", r"Mul.\ held-out"]
     first = (["Sampling"] + (["Seed"] if many else []) + ["Layers", r"Non-emb.\ params", "Train langs", r"$\alpha$",
                                                           "run", "kept", "Kept step"])
     share_col = first.index("run") + 1  # 1-based column of the share group
@@ -340,6 +340,8 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
                            fmt_kept_step(r.get("best_step"), r.get("steps")) if trained else MISSING]
                         + [fmt(r.get(c, math.nan), 1 if c == "rank_distance" else 3) for c in cols])
     fold = next((str(f["fold"].iloc[0]) for f in frames if f is not None and not f.empty), "")
+    heldout = next((list(x) for f in frames if f is not None and "heldout_languages" in f
+                    for x in f["heldout_languages"] if x), [])
     seed_text = (f", seeds {', '.join(map(str, seeds))}, one row per run" if many else
                  f", seed {seeds[0]}, single runs" if seeds else ", single runs")
     caption = (rf"Scaling studies, {OURS}: fold \texttt{{{fold}}}{seed_text}. Model size: the first $k$ "
@@ -350,7 +352,9 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
                + r". Mono.\ share: the realised share of monolingual batches over the whole run and "
                r"over the batches the kept (early-stopped) model saw; kept step: the step early stopping kept, of "
                r"the run's steps (--: not recorded by the run). Seen / unseen: query languages inside / outside "
-               r"the run's training languages (--: none).")
+               r"the run's training languages (--: none); the unseen set changes with the training languages, so "
+               r"compare runs with different training languages on held-out: the query languages no run of the "
+               r"fold trains on" + (f" ({', '.join(heldout)})" if heldout else "") + ", the same set for every run.")
     align = "l" + ("r" if many else "") + "crcc" + "cc" + "c" + "c" * len(heads)
     return booktabs(header, body, align=align, caption=caption, label=label, size=r"\footnotesize")
 

@@ -69,8 +69,8 @@ def _percent(fraction) -> str:
 
 def settings_tex(params: dict) -> str:
     """LaTeX macros (``\\pBatchSize`` ...) stating the settings of this build, read from the params file, so the
-    report's prose describes the configuration that produced its tables (the budget profile, or an overlay such
-    as configs/full.yaml run with ``dvc exp run``). Settings only: no result is ever written here."""
+    report's prose describes the configuration that produced its tables (the study of params.yaml, or an
+    overlay such as configs/quick.yaml). Settings only: no result is ever written here."""
     train, ev, grid = params.get("train") or {}, params.get("evaluate") or {}, params.get("grid") or {}
     sample = ev.get("sample_fraction")
     sample = 1.0 if sample is None else sample

@@ -33,7 +33,7 @@ OUTPUTS = {
              "figures/main.pdf", "figures/main.png"],
     "per_language": ["paper/tables/per_language_xquad_r.tex", "paper/tables/per_language_mlqa_r.tex",
                      "paper/tables/tatoeba.tex", "figures/heatmaps.pdf", "figures/heatmaps.png", "figures/tatoeba.pdf",
-                     "figures/tatoeba.png"],
+                     "figures/tatoeba.png", "paper/tables/miracl.tex"],
     "bias": ["paper/tables/bias.tex", "figures/bias.pdf", "figures/bias.png"],
     "scaling": ["paper/tables/scaling.tex", "figures/scaling_size.pdf", "figures/scaling_size.png",
                 "figures/scaling_languages.pdf", "figures/scaling_languages.png", "figures/alpha.pdf",
@@ -284,6 +284,26 @@ def write_fake_results(results_dir: Path, params: dict | None = None, n_qids: in
     return names
 
 
+MIRACL_LANGUAGES = {"sw": 0.41, "te": None}  # a language with a corpus (its nDCG@10) and one without
+
+
+def write_fake_miracl(results_dir: Path, runs) -> None:
+    """``results/<run>/miracl.json`` as the ``miracl`` stage writes it: "ok" where :data:`MIRACL_LANGUAGES` has a
+    value (a corpus is present), "corpus-absent" otherwise."""
+    for i, run in enumerate(runs):
+        per = {}
+        for lang, ndcg in MIRACL_LANGUAGES.items():
+            head = {"topics": 30, "judged_queries": 25, "lang": lang}
+            per[lang] = ({**head, "status": "ok", "ndcg@10": ndcg + 0.01 * i, "recall@100": 0.8 + 0.01 * i,
+                          "n_queries": 25} if ndcg is not None else
+                         {**head, "status": "corpus-absent", "message": "no passages"})
+        out = Path(results_dir) / run
+        out.mkdir(parents=True, exist_ok=True)
+        present = [l for l, v in MIRACL_LANGUAGES.items() if v is not None]
+        (out / "miracl.json").write_text(json.dumps({"miracl_dev": {"run": run, "languages_with_corpus": present,
+                                                                    "per_language": per}}, indent=2))
+
+
 def make_report_root(root: Path, params: dict | None = None) -> Path:
     """A working directory like the repository's for the report stages: params.yaml (the repository's, with the
     small ``grid`` and ``folds`` of ``params``), results/ (fake) and paper/ (main.tex, reported.yaml)."""
@@ -291,8 +311,13 @@ def make_report_root(root: Path, params: dict | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     full = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     full.update(params)
+    fold = full["grid"]["folds"][0]
+    full["miracl"].update({"runs": {f"{fold}-zeroshot": "models/e5-small",
+                                    f"{fold}-hybrid-s{full['grid']['seeds'][0]}": "models/hybrid"},
+                           "languages": list(MIRACL_LANGUAGES)})
     (root / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
     write_fake_results(root / "results", params)
+    write_fake_miracl(root / "results", full["miracl"]["runs"])
     (root / "paper").mkdir(exist_ok=True)
     for name in ("main.tex", "reported.yaml"):
         shutil.copy(REPO / "paper" / name, root / "paper" / name)

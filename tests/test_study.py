@@ -1,0 +1,80 @@
+"""The study in pieces (hybridbatch.study) and the quick check's copy (hybridbatch.quickcheck): the units are the
+grid's runs in priority order with DVC stage names that exist; the cost records round-trip; an overlay is applied
+key by key and a typo changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from helpers.tiny import REPO
+from hybridbatch import study
+from hybridbatch.params import read_params
+from hybridbatch.quickcheck import apply_overlay
+
+
+def test_units_cover_the_grid_in_priority_order():
+    params = read_params(REPO / "params.yaml")
+    g = params["grid"]
+    upstream, units = study.units(params)
+    assert upstream[:2] == ["prepare", "import_model"]
+    order = [u.study for u in units]
+    # references, then the main table, then the alpha sweep, then the scaling studies -- never back
+    ranks = {"reference": 0, "main": 1, "alpha": 2, "size": 3, "languages": 3}
+    assert [ranks[s] for s in order] == sorted(ranks[s] for s in order)
+    main = [u.run for u in units if u.study == "main"]
+    assert len(main) == len(set(main)) == len(g["folds"]) * len(g["strategies"]) * len(g["seeds"])
+    # seed by seed: every fold x strategy of the first seed comes before any run of the second
+    first = [r.endswith(f"-s{g['seeds'][0]}") for r in main]
+    assert first == sorted(first, reverse=True)
+    alpha = [u.run for u in units if u.study == "alpha"]
+    assert len(alpha) == len(g["alphas"]) * len(g["seeds"])  # the sweep runs the main seeds
+    for u in units:  # a unit is a whole run: trained and evaluated together, committed with its results
+        assert u.paths[0] == f"results/{u.run}"
+        families = [s.split("@")[0] for s in u.stages]
+        if u.study != "reference" and not u.run.endswith("zeroshot"):
+            assert families.index([f for f in families if f.startswith("train")][0]) < \
+                families.index([f for f in families if f.startswith("evaluate")][0])
+
+
+def test_unit_stage_names_are_stages_of_the_pipeline():
+    from dvc.repo import Repo
+
+    params = read_params(REPO / "params.yaml")
+    upstream, units = study.units(params)
+    with Repo(str(REPO)) as repo:
+        names = {s.addressing for s in repo.index.stages}
+    wanted = set(upstream) | {s for u in units for s in u.stages}
+    assert wanted <= names, sorted(wanted - names)[:5]
+
+
+def test_cost_records_round_trip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study._record("train@mlqa2xquad-xx-13", 400.4, 790.0, 2100.0)
+    study._record("train@mlqa2xquad-xy-13", 430.0, 800.0, 2000.0)
+    study._record("evaluate@mlqa2xquad-xy-13", 380.0, 700.0, 1500.0)
+    lines = (tmp_path / study.TIMINGS).read_text().splitlines()
+    assert lines[0].split("\t") == list(study.TIMING_COLUMNS) and len(lines) == 4
+    assert study.measured_seconds() == {"train": 430.0, "evaluate": 380.0}  # the longest per family
+
+
+def test_overlay_is_applied_key_by_key(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    merged = apply_overlay(params, REPO / "configs" / "quick.yaml")
+    quick = yaml.safe_load((REPO / "configs" / "quick.yaml").read_text())
+    full = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert yaml.safe_load(params.read_text()) == merged
+    assert merged["train"]["steps"] == quick["train"]["steps"]
+    assert merged["train"]["lr"] == full["train"]["lr"]  # keys the overlay does not name stay
+    assert merged["miracl"]["runs"] == quick["miracl"]["runs"]  # a mapping is one value
+
+
+def test_overlay_typo_changes_nothing(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  stpes: 3\n")
+    with pytest.raises(SystemExit, match="train.stpes is not a key"):
+        apply_overlay(params, bad)
+    assert params.read_text() == (REPO / "params.yaml").read_text()

@@ -78,3 +78,38 @@ def test_overlay_typo_changes_nothing(tmp_path):
     with pytest.raises(SystemExit, match="train.stpes is not a key"):
         apply_overlay(params, bad)
     assert params.read_text() == (REPO / "params.yaml").read_text()
+
+
+def test_status_counts_a_unit_finished_only_with_its_lock_entries_and_metrics(tmp_path, monkeypatch):
+    import json
+
+    params = read_params(REPO / "params.yaml")
+    _, units = study.units(params)
+    done, half = units[0], next(u for u in units if u.study == "main")
+    monkeypatch.chdir(tmp_path)
+    stages = {s: {"cmd": "x"} for s in done.stages} | {half.stages[0]: {"cmd": "x"}}  # train only: not finished
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
+    for u in (done, half):
+        (tmp_path / "results" / u.run).mkdir(parents=True)
+        (tmp_path / "results" / u.run / "metrics.json").write_text(json.dumps(
+            {"config": {"best_step": 45, "steps": 120, "mono_share": 0.5},
+             "xquad_r": {"map_mo": 0.8, "map_cr": 0.64, "map_mul": 0.3, "rank_distance": 1217.1}}))
+    rows = study.status_rows(params, tmp_path / "results")
+    assert [r["run"] for r in rows if r["finished"]] == [done.run]
+    text = study.status_markdown(rows)
+    assert text.startswith(f"1 of {len(units)} units finished.")
+    assert f"| `{done.run}` | 0.800 | 0.640 | 0.300 | 1217.1 | -- | 45/120 | 0.50 |" in text
+
+
+def test_costs_sum_the_units_at_their_family_means(tmp_path, monkeypatch):
+    params = read_params(REPO / "params.yaml")
+    upstream, units = study.units(params)
+    monkeypatch.chdir(tmp_path)
+    for stage, wall in (("train@a", 400), ("train@b", 440), ("evaluate@a", 300)):
+        study._record(stage, wall, 2 * wall, 2000)
+    text = study.cost_markdown(params)
+    assert "| `train` | 2 | 7.0 | 14.0 | 2000 |" in text
+    n_train = sum(1 for u in units for s in u.stages if s.startswith("train@"))
+    n_eval = sum(1 for u in units for s in u.stages if s.startswith("evaluate@"))
+    assert f"{(n_train * 420 + n_eval * 300) / 3600:.1f} h of wall time" in text
+    assert "train_size" in text.split("not measured yet")[1] and "code_train" not in text

@@ -429,3 +429,18 @@ def run_label(run: str) -> str:
     parts += [f"seed {m['seed']}"] if m["seed"] else []
     return ", ".join(parts)
 
+
+MIN_CLAIM_SEEDS = 3  # fewer seeds per point: the study's results are exploratory (README, docs/statistics.md)
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """``mean over seeds 13, 14, 15``; with fewer than :data:`MIN_CLAIM_SEEDS` seeds the text says the points
+    are exploratory: ``seed 13 (exploratory: one seed)``."""
+    seeds = list(seeds)
+    if not seeds:
+        return "no seed"
+    text = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over seeds {', '.join(map(str, seeds))}"
+    if len(seeds) < MIN_CLAIM_SEEDS:
+        text += f" (exploratory: {'one seed' if len(seeds) == 1 else f'{len(seeds)} seeds'})"
+    return text
+

@@ -96,7 +96,7 @@ def compare_strategies(per_query: dict[tuple[str, str], PerQuery], target: str =
     table = pd.concat(parts, ignore_index=True)
     adjusted = stats.holm({str(i): p for i, p in enumerate(table["p_value"])})
     table["p_holm"] = [adjusted[str(i)] for i in range(len(table))]
-    table["significant"] = (table["p_holm"] < alpha) & table["seeds_agree"].astype(bool)
+    table["significant"] = is_significant(table, alpha)
     return table[SIGNIFICANCE_COLUMNS + [c for c in table.columns if c not in SIGNIFICANCE_COLUMNS]]
 
 
@@ -112,12 +112,22 @@ def significance_tests(results_dir: str | os.PathLike, params: dict, target: str
     return compare_strategies(per_query, target, n_resamples=n_resamples, seed=seed, alpha=alpha)
 
 
+MIN_SEEDS = 2  # a system with fewer training seeds has no seed-to-seed variance to test against
+
+
 def is_significant(sig: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
     """Which rows of a :func:`compare_strategies` table are significant at ``alpha``: Holm-adjusted
-    ``p < alpha`` and, where the table has the column, every seed pairing agreeing in sign (``seeds_agree``)."""
+    ``p < alpha`` and, where the table has the column, every seed pairing agreeing in sign (``seeds_agree``),
+    and, where it has the seed counts, at least :data:`MIN_SEEDS` seeds on both sides: with one seed the
+    seed-to-seed variance cannot be estimated, the test is the question-only one, and by simulation that
+    test's false-positive rate under seed variance is far above alpha (docs/statistics.md) -- so a one-seed
+    comparison is never marked, whatever its p."""
     mask = sig["p_holm"] < alpha
     if "seeds_agree" in sig.columns:
         mask &= sig["seeds_agree"].astype(bool)
+    for col in ("n_seeds_baseline", "n_seeds_target"):
+        if col in sig.columns:
+            mask &= sig[col].fillna(0).astype(int) >= MIN_SEEDS
     return mask
 
 

@@ -4,6 +4,8 @@ later -- on this machine or on one without the DVC cache.
 
     python -m hybridbatch.study plan                  # the units, in order, and which are finished
     python -m hybridbatch.study run --until 03:40 --commit
+    python -m hybridbatch.study status                # finished units and their headline numbers (markdown)
+    python -m hybridbatch.study costs                 # measured cost per stage family, the study's total
 
 Order (the headline first): the references (zero-shot, BM25) of both folds, then the main table seed by seed
 (every fold x strategy of seed 13, then 14, ...), then the alpha sweep seed by seed, then the model-size and
@@ -47,6 +49,7 @@ TIMING_COLUMNS = ("date", "stage", "family", "wall_s", "cpu_s", "max_rss_mib", "
 LOG = Path("logs") / "study.log"
 PAUSE = Path("logs") / "study.pause"
 RUNNING = re.compile(r"^Running stage '([^']+)'", re.M)
+RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run", re.M)  # from DVC's run cache
 DEFAULT_STAGE_S = 15 * 60
 
 
@@ -151,9 +154,14 @@ def measured_seconds() -> dict[str, float]:
 
 
 def reproduce(stage: str, allow_missing: bool = True) -> bool:
-    """``dvc repro [--allow-missing] <stage>``; True if the stage ran (then its cost is recorded)."""
+    """``dvc repro [--allow-missing] <stage>``; True if the stage ran (then its cost is recorded) or was restored
+    from DVC's run cache -- either way ``dvc.lock`` changed."""
     args = ["repro", *(["--allow-missing"] if allow_missing else []), stage]
-    rc, out, wall, cpu, rss = _dvc(args)
+    for attempt in range(20):  # another dvc command (a `dvc status` by hand) may hold the repository lock
+        rc, out, wall, cpu, rss = _dvc(args)
+        if not (rc and "Unable to acquire lock" in out):
+            break
+        time.sleep(15)
     if rc:
         tail = "\n".join(out.rstrip().splitlines()[-15:])
         raise SystemExit(f"error: `dvc {' '.join(args)}` failed (exit {rc}); see {LOG}:\n{tail}")
@@ -161,6 +169,9 @@ def reproduce(stage: str, allow_missing: bool = True) -> bool:
     if ran:
         _record(stage, wall, cpu, rss)
         _log(f"  {stage}: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU, peak {rss:.0f} MiB")
+    elif stage in RESTORED.findall(out):
+        _log(f"  {stage}: restored from the run cache")
+        return True
     return ran
 
 
@@ -240,14 +251,99 @@ def _finished(unit: Unit) -> bool:
     return rc == 0 and not RUNNING.search(out)
 
 
+def _locked_stages(lock_path: Path = Path("dvc.lock")) -> set[str]:
+    """The stage names ``dvc.lock`` holds (matrix entries as ``name@key``)."""
+    import yaml
+
+    if not lock_path.exists():
+        return set()
+    data = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
+    return set(data.get("stages") or {})
+
+
+def status_rows(params: dict, results_dir: Path = Path("results")) -> list[dict]:
+    """One row per unit: ``finished`` (every stage of the unit in ``dvc.lock`` and its metrics file present --
+    whether those entries are up to date is ``dvc status``'s question) and, when finished, its headline numbers
+    (mAP Mo./Cr./Mul. and rank distance on the fold's evaluation set, Tatoeba, kept step, realised share)."""
+    import json
+
+    locked = _locked_stages()
+    _, todo = units(params)
+    rows = []
+    for u in todo:
+        stages = [s for s in u.stages if not s.startswith("shrink_model@")]
+        path = results_dir / u.run / "metrics.json"
+        row = {"study": u.study, "run": u.run, "finished": all(s in locked for s in stages) and path.exists()}
+        if row["finished"]:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            cfg = data.get("config", {})
+            block = next((v for k, v in data.items() if isinstance(v, dict) and "map_mo" in v), {})
+            row.update({k: block.get(k) for k in ("map_mo", "map_cr", "map_mul", "rank_distance")})
+            row["tatoeba"] = (data.get("tatoeba") or {}).get("mean")
+            row["kept"] = f"{cfg['best_step']}/{cfg['steps']}" if cfg.get("best_step") is not None else None
+            row["mono_share"] = cfg.get("mono_share")
+        rows.append(row)
+    return rows
+
+
+def status_markdown(rows: list[dict]) -> str:
+    """The finished units as a markdown table (values to 3 decimals; -- where a run has no such number)."""
+    def f(v, digits=3):
+        return "--" if v is None else f"{v:.{digits}f}"
+
+    done = [r for r in rows if r["finished"]]
+    lines = [f"{len(done)} of {len(rows)} units finished.", "",
+             "| run | Mo. | Cr. | Mul. | RD | Tatoeba | kept step | mono share |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in done:
+        lines.append(f"| `{r['run']}` | {f(r.get('map_mo'))} | {f(r.get('map_cr'))} | {f(r.get('map_mul'))} | "
+                     f"{f(r.get('rank_distance'), 1)} | {f(r.get('tatoeba'))} | {r.get('kept') or '--'} | "
+                     f"{f(r.get('mono_share'), 2)} |")
+    return "\n".join(lines)
+
+
+def cost_markdown(params: dict) -> str:
+    """Measured cost per stage family (``docs/timings.tsv``: stages that ran, their mean wall and CPU minutes
+    and peak RSS) and the study's total: every unit's stages at their family's mean wall time (families not
+    measured yet are named, not guessed)."""
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    if TIMINGS.exists():
+        for line in TIMINGS.read_text(encoding="utf-8").splitlines()[1:]:
+            parts = line.split("\t")
+            if len(parts) >= 6:
+                rows.setdefault(parts[2], []).append((float(parts[3]), float(parts[4]), float(parts[5])))
+    lines = ["| stage family | stages measured | wall min (mean) | CPU min (mean) | peak RSS MiB (max) |",
+             "|---|---:|---:|---:|---:|"]
+    mean = {}
+    for fam, vals in sorted(rows.items()):
+        mean[fam] = sum(v[0] for v in vals) / len(vals)
+        lines.append(f"| `{fam}` | {len(vals)} | {mean[fam] / 60:.1f} | {sum(v[1] for v in vals) / len(vals) / 60:.1f} | "
+                     f"{max(v[2] for v in vals):.0f} |")
+    upstream, todo = units(params)
+    stages = list(upstream) + list(dict.fromkeys(s for u in todo for s in u.stages))
+    missing = sorted({_family(s) for s in stages if _family(s) not in mean and not s.startswith("code_")})
+    total = sum(mean.get(_family(s), 0.0) for s in stages)
+    lines += ["", f"The study's {len(todo)} units ({len(stages)} stages) at these means: {total / 3600:.1f} h of wall "
+              "time on this machine" + (f", not counting the families not measured yet ({', '.join(missing)})"
+                                        if missing else "") + "."]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybridbatch.study", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["plan", "run"])
+    ap.add_argument("command", choices=["plan", "run", "status", "costs"],
+                    help="plan: the units in order; run: run them; status: which are finished, with their numbers; "
+                         "costs: measured time and memory per stage family, and the study's total")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no unit that would end later")
     ap.add_argument("--commit", action="store_true", help="git-commit dvc.lock and the results after each unit")
     ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main alpha size languages)")
     args = ap.parse_args(argv)
+    if args.command == "costs":
+        print(cost_markdown(read_params(args.params)))
+        return 0
+    if args.command == "status":
+        print(status_markdown(status_rows(read_params(args.params))))
+        return 0
     if args.command == "plan":
         upstream, todo = units(read_params(args.params))
         print("upstream:", " ".join(upstream))

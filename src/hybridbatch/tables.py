@@ -18,8 +18,9 @@ from . import strategies
 from .grid import DATASET_LABELS, DATASET_ORDER, MODEL_NOTE, OURS, SETTING_LABELS, SETTINGS, dataset_label, ordered
 from .latex import (MISSING, best_flags, block_title, bold_if, booktabs, fmt, fmt_int, fmt_mean_sd, fmt_share,
                     group_header, isnull, latex_escape)
-from .report import datasets_of, dataset_title, num, seed_summary, seeds_note, seeds_of, strategies_of, summary_lookup
-from .significance import baseline_letters, is_significant, marks_legend, significance_marks
+from .report import (MIN_CLAIM_SEEDS, datasets_of, dataset_title, num, seed_summary, seeds_note, seeds_of,
+                     strategies_of, summary_lookup)
+from .significance import MIN_SEEDS, baseline_letters, is_significant, marks_legend, significance_marks
 
 
 def _reference_rule(rows: list, strategies_: Sequence[str]) -> list:
@@ -163,6 +164,11 @@ def significance_table(sig: pd.DataFrame, target: str = "hybrid", *, alpha: floa
         body.append([r"\multicolumn{9}{c}{no comparison (a single strategy)}"])
     seeds = (f"{n_seeds} seeds per strategy, kept apart (not averaged before testing). " if n_seeds and n_seeds > 1
              else "")
+    single = any(int(r.get(c) or 0) < MIN_SEEDS for r in sig.to_dict("records")
+                 for c in ("n_seeds_baseline", "n_seeds_target") if c in r)
+    if single:
+        seeds += (r"	extbf{A single training seed}: the seed-to-seed variance cannot be estimated, so $p$ and the "
+                  r"CI are question-level only and no comparison is marked significant (exploratory). ")
     caption = (rf"{strategies.label(target)} minus each other sampling strategy, {OURS}; {seeds}$\Delta$mAP: "
                r"macro, mean over seeds (as in Table~\ref{tab:main}); per seed pairing: the same difference for "
                rf"every pair of a {strategies.label(target)} seed and a baseline seed (baseline seed outer). "
@@ -344,7 +350,15 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
                     for x in f["heldout_languages"] if x), [])
     seed_text = (f", seeds {', '.join(map(str, seeds))}, one row per run" if many else
                  f", seed {seeds[0]}, single runs" if seeds else ", single runs")
-    caption = (rf"Scaling studies, {OURS}: fold \texttt{{{fold}}}{seed_text}. Model size: the first $k$ "
+    few = [(name, len(_trained_seeds([f]))) for name, f in (("model size", size), ("training languages", languages),
+                                                             (r"$\alpha$", alpha))
+           if f is not None and not f.empty and 0 < len(_trained_seeds([f])) < MIN_CLAIM_SEEDS]
+    explore = ""
+    if few:
+        explore = (r" \textbf{Exploratory}: " + "; ".join(f"{name} with {n} seed{'s' if n > 1 else ''} per point"
+                                                          for name, n in few)
+                   + rf" (fewer than {MIN_CLAIM_SEEDS}: the study's budget), untested; no claim rests on them alone.")
+    caption = (rf"Scaling studies, {OURS}: fold \texttt{{{fold}}}{seed_text}.{explore} Model size: the first $k$ "
                r"layers of the encoder (non-embedding parameters); training languages: the first $k$ languages of the "
                r"fold's language order; $\alpha$: configured probability of a monolingual batch"
                + (rf" (schedule \texttt{{{latex_escape(schedules[0])}}})" if len(schedules) == 1 else

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import subprocess
 import sys
 import time
@@ -42,14 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .parallel import RESTORED, RUNNING  # DVC's log lines, read the same way as the grid workers
 from .params import read_params
 
 TIMINGS = Path("docs") / "timings.tsv"
 TIMING_COLUMNS = ("date", "stage", "family", "wall_s", "cpu_s", "max_rss_mib", "cores")
 LOG = Path("logs") / "study.log"
 PAUSE = Path("logs") / "study.pause"
-RUNNING = re.compile(r"^Running stage '([^']+)'", re.M)
-RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run", re.M)  # from DVC's run cache
 DEFAULT_STAGE_S = 15 * 60
 
 

@@ -253,3 +253,18 @@ def test_a_failing_worker_and_a_missing_run_cache_entry_fail_loudly(runs):
     out = run(hp("collect"), par, env).stdout
     assert "ran 0; dvc status clean" in out
     assert json.loads(run(["dvc", "status", "--json", *TARGETS], par, env).stdout) == {}
+
+
+def test_run_dvc_returns_output_and_measures_the_command(tmp_path):
+    """One runner for every `dvc` command (grid workers and the study): output appended to the log, and the
+    command's wall time, CPU time and peak memory measured (children included)."""
+    log = tmp_path / "dvc.log"
+    result = parallel.run_dvc(tmp_path, ["--version"], log=log)
+    assert result.rc == 0
+    version = result.out.strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version), version
+    assert log.read_text(encoding="utf-8") == f"$ dvc --version\n{result.out}"
+    assert result.wall > 0 and result.cpu > 0 and result.rss_mib > 10  # a Python process: > 10 MiB resident
+    assert parallel.dvc(tmp_path, ["--version"]) == (0, result.out)
+    failed = parallel.run_dvc(tmp_path, ["no-such-command"])
+    assert failed.rc != 0 and "no-such-command" in failed.out

@@ -86,11 +86,23 @@ def _env_for(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def dvc(root: Path, args: Sequence[str], log: Path | None = None, env: dict | None = None,
-        echo: bool = False) -> tuple[int, str]:
-    """``dvc <args>`` in ``root`` (this interpreter's DVC); output to ``log`` (appended) and returned."""
+@dataclass(frozen=True)
+class DvcRun:
+    """One ``dvc`` command: exit code, output, wall seconds, CPU seconds (user + system, its children included)
+    and peak resident memory (MiB, its largest process), measured by ``os.wait4``."""
+    rc: int
+    out: str
+    wall: float
+    cpu: float
+    rss_mib: float
+
+
+def run_dvc(root: Path, args: Sequence[str], log: Path | None = None, env: dict | None = None,
+            echo: bool = False) -> DvcRun:
+    """``dvc <args>`` in ``root`` (this interpreter's DVC); output to ``log`` (appended), measured."""
     cmd = [sys.executable, "-m", "dvc", *args]
     lines: list[str] = []
+    start = time.monotonic()
     handle = open(log, "a", encoding="utf-8") if log else None
     try:
         if handle:
@@ -107,11 +119,20 @@ def dvc(root: Path, args: Sequence[str], log: Path | None = None, env: dict | No
             if echo:
                 sys.stdout.write(line)
                 sys.stdout.flush()
-        rc = proc.wait()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         if handle:
             handle.close()
-    return rc, "".join(lines)
+    return DvcRun(proc.returncode, "".join(lines), time.monotonic() - start, usage.ru_utime + usage.ru_stime,
+                  usage.ru_maxrss / 1024)
+
+
+def dvc(root: Path, args: Sequence[str], log: Path | None = None, env: dict | None = None,
+        echo: bool = False) -> tuple[int, str]:
+    """``dvc <args>`` in ``root``: exit code and output (see :func:`run_dvc`)."""
+    result = run_dvc(root, args, log=log, env=env, echo=echo)
+    return result.rc, result.out
 
 
 def _tail(text: str, n: int = 25) -> str:

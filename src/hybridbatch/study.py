@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .parallel import RESTORED, RUNNING  # DVC's log lines, read the same way as the grid workers
+from .parallel import RESTORED, RUNNING, run_dvc  # DVC's log lines, read the same way as the grid workers
 from .params import read_params
 
 TIMINGS = Path("docs") / "timings.tsv"
@@ -112,22 +112,9 @@ def _log(msg: str) -> None:
 
 
 def _dvc(args: Sequence[str]) -> tuple[int, str, float, float, float]:
-    """``dvc <args>``: exit code, output, wall s, CPU s (user + system, children included), peak RSS MiB."""
-    start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines = []
-    assert proc.stdout is not None
-    with open(LOG, "a", encoding="utf-8") as fh:
-        fh.write(f"$ dvc {' '.join(args)}\n")
-        for line in proc.stdout:
-            lines.append(line)
-            fh.write(line)
-            fh.flush()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return (proc.returncode, "".join(lines), time.monotonic() - start, usage.ru_utime + usage.ru_stime,
-            usage.ru_maxrss / 1024)
+    """``dvc <args>`` here: exit code, output, wall s, CPU s (user + system, children included), peak RSS MiB."""
+    r = run_dvc(Path.cwd(), args, log=LOG)
+    return r.rc, r.out, r.wall, r.cpu, r.rss_mib
 
 
 def _record(stage: str, wall: float, cpu: float, rss: float) -> None:

@@ -113,3 +113,12 @@ def test_costs_sum_the_units_at_their_family_means(tmp_path, monkeypatch):
     n_eval = sum(1 for u in units for s in u.stages if s.startswith("evaluate@"))
     assert f"{(n_train * 420 + n_eval * 300) / 3600:.1f} h of wall time" in text
     assert "train_size" in text.split("not measured yet")[1] and "code_train" not in text
+
+
+def test_fill_blocks_replaces_only_the_named_blocks_and_refuses_a_missing_one():
+    text = "intro\n<!-- a -->\nold a\n<!-- /a -->\nmiddle\n<!-- b -->old b<!-- /b -->\nend\n"
+    out = study.fill_blocks(text, {"a": "new a\n", "b": "new b"})
+    assert out == "intro\n<!-- a -->\nnew a\n<!-- /a -->\nmiddle\n<!-- b -->\nnew b\n<!-- /b -->\nend\n"
+    assert study.fill_blocks(out, {"a": "new a"}) == out  # idempotent
+    with pytest.raises(SystemExit, match="README: no block <!-- c -->"):
+        study.fill_blocks(text, {"c": "x"})

@@ -313,11 +313,25 @@ def cost_markdown(params: dict) -> str:
     return "\n".join(lines)
 
 
+def fill_blocks(text: str, blocks: dict[str, str], source: str = "README") -> str:
+    """``text`` with every ``<!-- name -->...<!-- /name -->`` block of ``blocks`` replaced by its new content;
+    a block missing from ``text`` is an error (nothing is written half-way)."""
+    for name, body in blocks.items():
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        i, j = text.find(start), text.find(end)
+        if i < 0 or j < i:
+            raise SystemExit(f"error: {source}: no block {start} ... {end} to fill")
+        text = text[:i + len(start)] + "\n" + body.rstrip("\n") + "\n" + text[j:]
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybridbatch.study", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["plan", "run", "status", "costs"],
+    ap.add_argument("command", choices=["plan", "run", "status", "costs", "readme"],
                     help="plan: the units in order; run: run them; status: which are finished, with their numbers; "
-                         "costs: measured time and memory per stage family, and the study's total")
+                         "costs: measured time and memory per stage family, and the study's total; readme: write "
+                         "status and costs into the README's study-status and study-costs blocks")
+    ap.add_argument("--readme", default="README.md", help="the file the readme command fills")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no unit that would end later")
     ap.add_argument("--commit", action="store_true", help="git-commit dvc.lock and the results after each unit")
@@ -325,6 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "costs":
         print(cost_markdown(read_params(args.params)))
+        return 0
+    if args.command == "readme":
+        params, path = read_params(args.params), Path(args.readme)
+        text = fill_blocks(path.read_text(encoding="utf-8"), {
+            "study-status": status_markdown(status_rows(params)), "study-costs": cost_markdown(params)}, str(path))
+        path.write_text(text, encoding="utf-8")
+        print(f"{path}: study-status and study-costs refreshed")
         return 0
     if args.command == "status":
         print(status_markdown(status_rows(read_params(args.params))))

@@ -52,10 +52,11 @@ def test_cost_records_round_trip(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     study._record("train@mlqa2xquad-xx-13", 400.4, 790.0, 2100.0)
     study._record("train@mlqa2xquad-xy-13", 430.0, 800.0, 2000.0)
+    study._record("train@mlqa2xquad-hybrid-13", 1300.0, 900.0, 2000.0)  # slowed by another job on the cores
     study._record("evaluate@mlqa2xquad-xy-13", 380.0, 700.0, 1500.0)
     lines = (tmp_path / study.TIMINGS).read_text().splitlines()
-    assert lines[0].split("\t") == list(study.TIMING_COLUMNS) and len(lines) == 4
-    assert study.measured_seconds() == {"train": 430.0, "evaluate": 380.0}  # the longest per family
+    assert lines[0].split("\t") == list(study.TIMING_COLUMNS) and len(lines) == 5
+    assert study.measured_seconds() == {"train": 430.0, "evaluate": 380.0}  # the median per family
 
 
 def test_overlay_is_applied_key_by_key(tmp_path):

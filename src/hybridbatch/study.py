@@ -24,7 +24,7 @@ seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the
 from it; no stage reads it).
 
 When every unit is finished, ``dvc repro --allow-missing`` regenerates the curves, tables, figures and the paper
-(and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the longest time that unit's stage families
+(and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the median time that unit's stage families
 took so far, or 15 min per stage family before any was measured); ``logs/study.pause`` holds it between units
 (for edits that must not happen while a stage runs).
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -128,14 +129,16 @@ def _record(stage: str, wall: float, cpu: float, rss: float) -> None:
 
 
 def measured_seconds() -> dict[str, float]:
-    """The longest wall time measured so far per stage family (``docs/timings.tsv``)."""
-    out: dict[str, float] = {}
+    """The median wall time measured so far per stage family (``docs/timings.tsv``): the runner's estimate of a
+    unit's cost; a median, so that a stage slowed by another job on the same cores does not stop the next
+    piece of the study early (nor one unusually fast run make it overrun)."""
+    walls: dict[str, list[float]] = {}
     if TIMINGS.exists():
         for line in TIMINGS.read_text(encoding="utf-8").splitlines()[1:]:
             parts = line.split("\t")
             if len(parts) >= 4:
-                out[parts[2]] = max(out.get(parts[2], 0.0), float(parts[3]))
-    return out
+                walls.setdefault(parts[2], []).append(float(parts[3]))
+    return {fam: statistics.median(vals) for fam, vals in walls.items()}
 
 
 def reproduce(stage: str, allow_missing: bool = True) -> bool:

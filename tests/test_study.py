@@ -4,6 +4,8 @@ key by key and a typo changes nothing."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import yaml
 
@@ -123,3 +125,29 @@ def test_fill_blocks_replaces_only_the_named_blocks_and_refuses_a_missing_one():
     assert study.fill_blocks(out, {"a": "new a"}) == out  # idempotent
     with pytest.raises(SystemExit, match="README: no block <!-- c -->"):
         study.fill_blocks(text, {"c": "x"})
+
+
+def test_pending_stages_is_dvc_allow_missing_test(tmp_path):
+    """A stage whose output is gone (no DVC cache on this machine) but whose lock entry matches is finished;
+    one whose dependency changed, or that never ran, is pending; a name that is no stage is an error."""
+    import subprocess
+    import sys
+
+    def dvc(*args):
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    dvc("init", "--no-scm")
+    (tmp_path / "in.txt").write_text("1\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  copy:\n    cmd: cp in.txt out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+        "  later:\n    cmd: cp in.txt later.txt\n    deps: [in.txt]\n    outs: [later.txt]\n")
+    dvc("repro", "copy")
+    (tmp_path / "out.txt").unlink()
+    shutil.rmtree(tmp_path / ".dvc" / "cache")
+    assert study.pending_stages(["copy"], tmp_path) == set()
+    assert study.pending_stages(["copy", "later"], tmp_path) == {"later"}
+    (tmp_path / "in.txt").write_text("2\n")
+    assert study.pending_stages(["copy"], tmp_path) == {"copy"}
+    with pytest.raises(SystemExit, match="no stage cpy"):
+        study.pending_stages(["cpy"], tmp_path)

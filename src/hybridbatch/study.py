@@ -191,8 +191,8 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
     _log(f"study: {len(todo)} units; upstream {' '.join(upstream)}")
     for stage in upstream:
         reproduce(stage, allow_missing=False)
-    # one dry run over every unit decides which are finished: checking them one stage at a time costs ~7 s a
-    # stage, which at 40 finished units is ~20 min of every session that continues the study
+    # one pass of DVC's own test over every unit decides which are finished (a `dvc repro` per stage costs ~7 s:
+    # ~20 min of every session that continues the study at 40 finished units)
     pending = pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
     done_shrink: set[str] = set()
     for i, unit in enumerate(todo, 1):

@@ -104,6 +104,20 @@ def test_status_counts_a_unit_finished_only_with_its_lock_entries_and_metrics(tm
     assert f"| `{done.run}` | 0.800 | 0.640 | 0.300 | 1217.1 | -- | 45/120 | 0.50 |" in text
 
 
+def test_a_resumed_stage_is_recorded_apart_from_its_family(tmp_path, monkeypatch):
+    """A training stage that continued from its checkpoint ran only part of a run: its time is recorded under
+    "train-resumed" and neither the runner's estimate nor the cost table's "train" row counts it."""
+    monkeypatch.chdir(tmp_path)
+    study._record("train@a", 800.0, 1600.0, 4000.0)
+    out = ("Running stage 'train@b':\n> python src/stages/train.py ...\n"
+           "07:59:54 INFO hybridbatch.training: resuming from the checkpoint at step 40\n")
+    monkeypatch.setattr(study, "_dvc_waiting", lambda args: (0, out, 650.0, 1200.0, 4200.0))
+    assert study.reproduce("train@b")
+    families = [line.split("\t")[2] for line in (tmp_path / study.TIMINGS).read_text().splitlines()[1:]]
+    assert families == ["train", "train-resumed"]
+    assert study.measured_seconds()["train"] == 800.0
+
+
 def test_costs_sum_the_units_at_their_family_means(tmp_path, monkeypatch):
     params = read_params(REPO / "params.yaml")
     upstream, units = study.units(params)

@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import datetime as dt
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,9 @@ TIMING_COLUMNS = ("date", "stage", "family", "wall_s", "cpu_s", "max_rss_mib", "
 LOG = Path("logs") / "study.log"
 PAUSE = Path("logs") / "study.pause"
 DEFAULT_STAGE_S = 15 * 60
+# the training log line of a run that continued from its checkpoint (hybridbatch.training): such a stage's time
+# is part of a run, not a whole one, so it is recorded under "<family>-resumed" and kept out of the family's cost
+RESUMED = re.compile(r"resuming from the checkpoint at step (\d+)")
 
 
 @dataclass
@@ -130,13 +134,13 @@ def _dvc_waiting(args: Sequence[str]) -> tuple[int, str, float, float, float]:
     return result
 
 
-def _record(stage: str, wall: float, cpu: float, rss: float) -> None:
+def _record(stage: str, wall: float, cpu: float, rss: float, family: str | None = None) -> None:
     new = not TIMINGS.exists()
     TIMINGS.parent.mkdir(parents=True, exist_ok=True)
     with open(TIMINGS, "a", encoding="utf-8") as fh:
         if new:
             fh.write("\t".join(TIMING_COLUMNS) + "\n")
-        fh.write(f"{dt.date.today().isoformat()}\t{stage}\t{_family(stage)}\t{wall:.0f}\t{cpu:.0f}\t{rss:.0f}\t"
+        fh.write(f"{dt.date.today().isoformat()}\t{stage}\t{family or _family(stage)}\t{wall:.0f}\t{cpu:.0f}\t{rss:.0f}\t"
                  f"{os.cpu_count()}\n")
 
 
@@ -163,8 +167,11 @@ def reproduce(stage: str, allow_missing: bool = True) -> bool:
         raise SystemExit(f"error: `dvc {' '.join(args)}` failed (exit {rc}); see {LOG}:\n{tail}")
     ran = stage in RUNNING.findall(out)
     if ran:
-        _record(stage, wall, cpu, rss)
-        _log(f"  {stage}: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU, peak {rss:.0f} MiB")
+        resumed = RESUMED.search(out)
+        _record(stage, wall, cpu, rss, f"{_family(stage)}-resumed" if resumed else None)
+        _log(f"  {stage}: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU, peak {rss:.0f} MiB"
+             + (f" (resumed at step {resumed.group(1)}: recorded as {_family(stage)}-resumed, not in the "
+                f"{_family(stage)} family's cost)" if resumed else ""))
     elif stage in RESTORED.findall(out):
         _log(f"  {stage}: restored from the run cache")
         return True

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(repo: Path, tmp_path_factory) -> tuple[Path, dict]:
+def tiny_repo(repo: Path, tmp_path_factory) -> Iterator[tuple[Path, dict]]:
     root = tmp_path_factory.mktemp("repo")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(repo / name, root / name)
@@ -66,8 +67,14 @@ def tiny_repo(repo: Path, tmp_path_factory) -> tuple[Path, dict]:
     env = dict(os.environ, PYTHONPATH=str(root / "src"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     run(["dvc", "init", "--no-scm", "-q"], root, env)
-    run(["dvc", "repro"], root, env)
-    return root, env
+    # every trained model is ~470 MB (E5's 250k-token embedding matrix): a hardlinked cache keeps one copy of
+    # each instead of two, and the whole repository goes at teardown, passed or not -- ~10 GB in all
+    run(["dvc", "config", "cache.type", "hardlink"], root, env)
+    try:
+        run(["dvc", "repro"], root, env)
+        yield root, env
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def metrics(root: Path, run: str) -> dict:

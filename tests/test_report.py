@@ -391,6 +391,16 @@ def test_paper_vs_ours_keeps_the_sources_apart(main_results):
     assert "0.792" in table and "410.2" in table
 
 
+def test_protocol_note_states_what_the_results_record():
+    """The caption's description of our protocol comes from the results, not from a fixed phrase: a full-pool
+    study must not be captioned as a subsample (the budget profile's phrase survived into the study once)."""
+    full = pd.DataFrame({"steps": [None, 120.0, 120.0], "sample_fraction": [1.0, 1.0, 1.0]})
+    assert tables.protocol_note(full) == "cross-dataset folds, 120-step fine-tuning, full evaluation pools"
+    sampled = pd.DataFrame({"steps": [20.0, 20.0], "sample_fraction": [0.1, 0.1]})
+    assert tables.protocol_note(sampled) == r"cross-dataset folds, 20-step fine-tuning, a 10\% sample of the evaluation pools"
+    assert tables.protocol_note(pd.DataFrame({"map_mo": [0.5]})) == "cross-dataset folds"
+
+
 def test_other_tables_render(results_dir, main_results):
     runs = grid.grid_runs(fake_params(), "main")
     frames = {m: report.per_language_frame(results_dir, runs, m) for m in language_tables.PER_LANGUAGE_METRICS}

@@ -218,6 +218,22 @@ def load_reported(path: str | os.PathLike) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def protocol_note(results: pd.DataFrame) -> str:
+    """Our protocol as the results record it: cross-dataset folds, the trained runs' steps, and the evaluation
+    pools (``full evaluation pools`` or ``a 10\\% sample of the evaluation pools``), e.g. for a caption."""
+    trained = results[results["steps"].notna()] if "steps" in results else results.iloc[:0]
+    steps = sorted({int(v) for v in trained["steps"]}) if len(trained) else []
+    parts = ["cross-dataset folds"]
+    if steps:
+        parts.append(f"{'/'.join(map(str, steps))}-step fine-tuning")
+    fractions = sorted({float(v) for v in results.get("sample_fraction", pd.Series(dtype=float)).dropna()})
+    if fractions == [1.0]:
+        parts.append("full evaluation pools")
+    elif fractions:
+        parts.append(r"a " + "/".join(f"{100 * f:g}" for f in fractions) + r"\% sample of the evaluation pools")
+    return ", ".join(parts)
+
+
 def paper_vs_ours_table(results: pd.DataFrame, reported: dict, label: str = "tab:paper-vs-ours") -> str:
     """The paper's reported Table 1 (mAP) and Table 2 (rank distance) beside our seed means, for the
     strategies the paper reports. Best per column within each block in bold (lowest rank distance)."""
@@ -256,7 +272,7 @@ def paper_vs_ours_table(results: pd.DataFrame, reported: dict, label: str = "tab
     caption = (r"The paper's reported numbers beside ours: \textbf{different models and data}. Paper: XLM-R and "
                r"LaBSE fine-tuned on machine-translated training sets with batches of 100, evaluated on the full "
                rf"XQuAD-R and MLQA-R ({latex_escape(str(reported.get('source', 'arXiv 2408.10536')))}). Ours: "
-               rf"{MODEL_NOTE} (cross-dataset folds, short fine-tuning, evaluation subsample), means over "
+               rf"{MODEL_NOTE} ({protocol_note(results)}), means over "
                rf"{len(seeds_of(results))} seed(s). Compare the pattern across sampling strategies within a block, "
                r"not the levels across blocks. RD: rank distance in the multilingual setting (lower is less language "
                r"bias).")

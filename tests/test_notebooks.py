@@ -12,6 +12,7 @@ import shutil
 
 import nbformat
 import pytest
+import yaml
 
 from helpers.fake_results import NOTEBOOKS, OUTPUTS, REPO, executed_reports, make_report_root, run_notebook
 
@@ -40,6 +41,15 @@ def test_notebook_sources_declare_the_parameters(name):
     for out in OUTPUTS[name]:  # the intro names every output it writes
         stem = out.rsplit("/", 1)[1].rsplit(".", 1)[0]
         assert stem in book.cells[0].source, (name, out)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_report_stage_declares_exactly_what_its_notebook_writes(name):
+    """dvc.yaml's report_<name> outs are the notebook's outputs (OUTPUTS, checked against what it writes below)
+    and its executed copy: an output DVC does not know would go stale unnoticed."""
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"][f"report_{name}"]
+    outs = {o if isinstance(o, str) else next(iter(o)) for o in stage["outs"]}
+    assert outs == set(OUTPUTS[name]) | {f"notebooks/executed/{name}.ipynb"}
 
 
 def test_every_declared_output_is_written_and_nothing_else(report_root):

@@ -17,7 +17,7 @@ import pytest
 
 from helpers.fake_results import LANGUAGES, REPO, enumerate_runs, fake_params, write_fake_results
 from hybridbatch.params import ParamsError
-from hybridbatch import grid, language_tables, latex, report, significance, strategies, tables
+from hybridbatch import grid, language_tables, latex, report, significance, stats, strategies, tables
 from hybridbatch.stats import average_runs, macro_mean
 
 # the tiny profile of tests/test_pipeline.py: no xx-mixed, no xy among the scaling strategies
@@ -307,7 +307,7 @@ def test_one_seed_comparisons_are_never_significant():
     assert not significance.is_significant(sig).any()
     assert significance.significance_marks(sig, "xquad_r", "mo") == ""
     table = tables.significance_table(sig, n_seeds=1)
-    assert "A single training seed" in table and "$$^{*}$" not in table  # no marked difference
+    assert r"\textbf{A single training seed}" in table and "$$^{*}$" not in table  # no marked difference
     two = significance.compare_strategies({("xquad_r", "xx"): seeds_of_values(base, rng, 2),
                                            ("xquad_r", "hybrid"): seeds_of_values(gain, rng, 2)},
                                           "hybrid", settings=("mo",), n_resamples=2000)
@@ -523,6 +523,39 @@ def test_training_keys_are_read_tolerantly(results_dir):
     assert set(runs["steps"]) == {40} and all(isinstance(v, int) for v in runs["best_step"])
     text = tables.training_runs_table(runs)
     assert text.count(r"\texttt{mlqa2xquad}") == 8 and "0.50" in text
+
+
+def test_alpha_tests_compare_every_alpha_with_the_main_hybrid(results_dir):
+    """Each point of the alpha sweep (X-Y as 0, X-X-mono as 1) minus the main Hybrid runs' alpha, seeds kept
+    apart: diff is the seed-mean macro difference, the fakes' large X-X-mono Mul. deficit is significant and
+    marked in the table, Holm runs over the whole sweep."""
+    params = fake_params()
+    sweep = report.study_results(results_dir, params, "alpha")
+    sig = significance.alpha_tests(results_dir, params, sweep, n_resamples=1000)
+    assert sorted(set(sig["alpha"])) == [0.0, 0.25, 0.75, 1.0] and set(sig["reference"]) == {0.5}
+    assert len(sig) == 4 * 3 and set(sig["n_seeds_alpha"]) == set(sig["n_seeds_reference"]) == {2}
+    means = sweep.groupby("alpha")["map_mul"].mean()
+    row = sig[(sig["alpha"] == 1.0) & (sig["setting"] == "mul")].iloc[0]
+    assert row["diff"] == pytest.approx(means[1.0] - means[0.5])
+    assert row["diff"] < -0.05 and row["significant"]  # fakes: X-X-mono has no Mul. gain, Hybrid +.10
+    assert list(sig["p_holm"]) == pytest.approx(list(stats.holm({str(i): p for i, p in enumerate(sig["p_value"])})
+                                                     .values()))
+    table = tables.alpha_significance_table(sig, fold="mlqa2xquad", n_resamples=1000)
+    assert r"$\alpha=0.5$" in table and "12 comparisons" in table and "2 seeds per point" in table
+    starred = [l for l in table.splitlines() if "$^{*}$ &" in l]  # the caption explains the mark too
+    assert len(starred) == int(sig["significant"].sum()) >= 1
+
+
+def test_alpha_tests_refuse_an_ambiguous_sweep(results_dir):
+    params = fake_params()
+    sweep = report.study_results(results_dir, params, "alpha")
+    main_hybrid = sweep["run"] == "mlqa2xquad-hybrid-s1"
+    with pytest.raises(ValueError, match=r"mlqa2xquad-hybrid-s1.*different alphas"):
+        significance.alpha_tests(results_dir, params, sweep.assign(alpha=sweep["alpha"].mask(main_hybrid, 0.4)))
+    with pytest.raises(ValueError, match=r"no alpha recorded for run\(s\) \['mlqa2xquad-hybrid-s1'\]"):
+        significance.alpha_tests(results_dir, params, sweep.assign(alpha=sweep["alpha"].mask(main_hybrid)))
+    assert significance.alpha_tests(results_dir, params, sweep[sweep["alpha"] == 0.5]).empty  # one point
+    assert "no comparison" in tables.alpha_significance_table(significance.alpha_tests(results_dir, params, sweep[:0]))
 
 
 def test_scaling_table_names_several_schedules_in_the_cells(results_dir):

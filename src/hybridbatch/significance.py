@@ -176,3 +176,56 @@ def headline_intervals(results_dir: str | os.PathLike, params: dict, *, n_resamp
             rows.append({"dataset": ds, "strategy": strategy, "setting": setting, "map": mean, "ci_low": low,
                          "ci_high": high, "n_runs": len(group)})
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------- alpha sweep
+
+
+def alpha_tests(results_dir: str | os.PathLike, params: dict, alpha_results: pd.DataFrame, *,
+                settings: Sequence[str] = SETTINGS, n_resamples: int = 10000, seed: int = 0,
+                alpha: float = 0.05) -> pd.DataFrame:
+    """Every other point of the alpha sweep minus the reference alpha -- the main Hybrid runs' (the hybrid runs of
+    the main grid, ``train.alpha`` = 0.5 in ``params.yaml``) -- per setting, with the seed-aware paired test of
+    :func:`seeded.compare_runs` (Holm over all rows of this table). The question it answers is the paper's "stable for alpha in [0.4, 0.6]": does moving
+    alpha away from the reference change mAP beyond the question and seed noise?
+
+    ``alpha_results``: :func:`report.study_results` ``(..., "alpha")`` -- one row per run with ``run``, ``alpha``
+    (0 for the X-Y run, 1 for the X-X-mono run) and ``seed``; each alpha's runs, in seed order, are one system.
+    Columns: ``alpha`` (the compared point), ``reference``, ``setting``, ``mean_reference, mean_alpha, diff``
+    (alpha minus reference: negative = the reference is better), ``diff_per_seed, ci_low, ci_high, p_value,
+    p_holm, effect_size, n_queries, n_seeds_reference, n_seeds_alpha, seeds_agree, significant``
+    (:func:`is_significant`). Empty when the sweep has a single alpha or no main Hybrid run.
+    """
+    columns = ["alpha", "reference", "setting", "mean_reference", "mean_alpha", "diff", "diff_per_seed", "ci_low",
+               "ci_high", "p_value", "p_holm", "effect_size", "n_queries", "n_seeds_reference", "n_seeds_alpha",
+               "seeds_agree", "significant"]
+    if alpha_results.empty:
+        return pd.DataFrame(columns=columns)
+    if alpha_results["alpha"].isna().any():
+        bad = alpha_results.loc[alpha_results["alpha"].isna(), "run"].tolist()
+        raise ValueError(f"alpha sweep: no alpha recorded for run(s) {bad} (results/<run>/metrics.json config.alpha)")
+    points = sorted({float(a) for a in alpha_results["alpha"]})
+    main_runs = set(grid_runs(params, "main")["run"])
+    main_hybrid = alpha_results[(alpha_results["strategy"] == "hybrid") & alpha_results["run"].isin(main_runs)]
+    references = sorted({float(a) for a in main_hybrid["alpha"]})
+    if len(points) < 2 or not references:  # a single point, or no main Hybrid run in the sweep: nothing to test
+        return pd.DataFrame(columns=columns)
+    if len(references) > 1:
+        raise ValueError(f"alpha sweep: the main Hybrid runs {sorted(main_hybrid['run'])} record different alphas "
+                         f"{references} (results/<run>/metrics.json config.alpha)")
+    reference = references[0]
+    name = {a: f"{a:g}" for a in points}
+    per_query = {}
+    for a in [reference] + [p for p in points if p != reference]:
+        runs = alpha_results[alpha_results["alpha"].astype(float) == a].sort_values("seed", kind="stable")["run"]
+        per_query[name[a]] = per_seed_per_query(results_dir, list(runs), "ap")
+    present = [st for st in settings if all(_has_setting(f, st) for f in per_query.values())]
+    t = seeded.compare_runs(per_query, name[reference], present, n_resamples=n_resamples, seed=seed,
+                            alpha=alpha)
+    t = t.rename(columns={c: c[:-2] + ("_reference" if c.endswith("_a") else "_alpha")
+                          for c in t.columns if c.endswith(("_a", "_b"))})
+    t["alpha"] = [float(r) for r in t.pop("run")]
+    t["reference"] = reference
+    t["significant"] = is_significant(t.rename(columns={"n_seeds_reference": "n_seeds_baseline",
+                                                        "n_seeds_alpha": "n_seeds_target"}), alpha)
+    return t[columns + [c for c in t.columns if c not in columns]]

@@ -140,6 +140,27 @@ def _per_seed(values) -> str:
     return ", ".join(MISSING if isnull(v) else f"${float(v):+.3f}$".replace("0.", ".", 1) for v in values)
 
 
+def _test_cells(r: dict, significant: bool) -> list[str]:
+    """A seed-aware comparison's cells: $\\Delta$mAP (starred when significant), per seed pairing, CI, $p$, Holm $p$,
+    $d_z$ (the columns of :func:`seeded.compare_runs`)."""
+    star = "$^{*}$" if significant else ""
+    return [f"${r['diff']:+.4f}${star}", _per_seed(r.get("diff_per_seed")),
+            f"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$]", f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}", f"${r['effect_size']:+.2f}$"]
+
+
+def _test_method(n_resamples: int, n_tests: int, family: str, alpha: float, marks: str = r" ($^{*}$)") -> str:
+    """The caption's account of the seed-aware test behind :func:`_test_cells` and of what *significant* means."""
+    return (r"95\% CI and $p$: seed-aware paired test combining the question-level uncertainty (cluster "
+            rf"bootstrap over questions, {n_resamples:,} resamples, all parallel versions of a question drawn "
+            r"together) with the seed-to-seed variance of each system's mAP, each widened by its own $t$ "
+            r"quantile (few degrees of freedom with few seeds, so the intervals are wide); $p_\mathrm{Holm}$: "
+            r"Holm-adjusted over all "
+            rf"{n_tests} comparisons of this table ({family}); $d_z$: paired "
+            rf"effect size on the macro weighting. \emph{{Significant}}{marks}: $p_\mathrm{{Holm}}<{alpha:g}$ "
+            r"\emph{and} every seed pairing differing in the same direction; it says the difference is unlikely to "
+            r"be chance at that family-wise level, not that it is large.")
+
+
 def significance_table(sig: pd.DataFrame, target: str = "hybrid", *, alpha: float = 0.05, n_seeds: int | None = None,
                        n_resamples: int = 10000, label: str = "tab:significance") -> str:
     """Target minus each baseline per dataset and setting: $\\Delta$mAP (seed means), the difference for every
@@ -153,12 +174,9 @@ def significance_table(sig: pd.DataFrame, target: str = "hybrid", *, alpha: floa
     for r, significant in zip(sig.to_dict("records"), marked):
         if prev is not None and r["dataset"] != prev:
             body.append(r"\midrule")
-        star = "$^{*}$" if significant else ""
         body.append([dataset_label(r["dataset"]) if r["dataset"] != prev else "",
-                     strategies.label(r["baseline"]), SETTING_LABELS.get(r["setting"], r["setting"]),
-                     f"${r['diff']:+.4f}${star}", _per_seed(r.get("diff_per_seed")),
-                     f"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$]",
-                     f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}", f"${r['effect_size']:+.2f}$"])
+                     strategies.label(r["baseline"]), SETTING_LABELS.get(r["setting"], r["setting"])]
+                    + _test_cells(r, significant))
         prev = r["dataset"]
     if not body:
         body.append([r"\multicolumn{9}{c}{no comparison (a single strategy)}"])
@@ -167,21 +185,13 @@ def significance_table(sig: pd.DataFrame, target: str = "hybrid", *, alpha: floa
     single = any(int(r.get(c) or 0) < MIN_SEEDS for r in sig.to_dict("records")
                  for c in ("n_seeds_baseline", "n_seeds_target") if c in r)
     if single:
-        seeds += (r"	extbf{A single training seed}: the seed-to-seed variance cannot be estimated, so $p$ and the "
+        seeds += (r"\textbf{A single training seed}: the seed-to-seed variance cannot be estimated, so $p$ and the "
                   r"CI are question-level only and no comparison is marked significant (exploratory). ")
     caption = (rf"{strategies.label(target)} minus each other sampling strategy, {OURS}; {seeds}$\Delta$mAP: "
                r"macro, mean over seeds (as in Table~\ref{tab:main}); per seed pairing: the same difference for "
                rf"every pair of a {strategies.label(target)} seed and a baseline seed (baseline seed outer). "
-               r"95\% CI and $p$: seed-aware paired test combining the question-level uncertainty (cluster "
-               rf"bootstrap over questions, {n_resamples:,} resamples, all parallel versions of a question drawn "
-               r"together) with the seed-to-seed variance of each system's mAP, each widened by its own $t$ "
-               r"quantile (few degrees of freedom with few seeds, so the intervals are wide); $p_\mathrm{Holm}$: "
-               r"Holm-adjusted over all "
-               rf"{len(sig)} comparisons of this table (both datasets, every baseline and setting); $d_z$: paired "
-               r"effect size on the macro weighting. \emph{Significant} ($^{*}$, and the superscripts of "
-               rf"Table~\ref{{tab:main}}): $p_\mathrm{{Holm}}<{alpha:g}$ \emph{{and}} every seed pairing "
-               rf"differing in the same direction; it says the difference is unlikely to be chance at that "
-               r"family-wise level, not that it is large.")
+               + _test_method(n_resamples, len(sig), "both datasets, every baseline and setting", alpha,
+                              r" ($^{*}$, and the superscripts of Table~\ref{tab:main})"))
     return booktabs(header, body, align="lllrlcrrr", caption=caption, label=label)
 
 
@@ -387,6 +397,45 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
                r"fold trains on" + (f" ({', '.join(heldout)})" if heldout else "") + ", the same set for every run.")
     align = "l" + ("r" if many else "") + "crcc" + "cc" + "c" + "c" * len(heads)
     return booktabs(header, body, align=align, caption=caption, label=label, size=r"\footnotesize")
+
+
+def alpha_significance_table(sig: pd.DataFrame, *, fold: str = "", alpha: float = 0.05, n_resamples: int = 10000,
+                             label: str = "tab:alpha-significance") -> str:
+    """Each point of the alpha sweep minus the main Hybrid's alpha (a :func:`significance.alpha_tests` frame), per
+    setting: $\\Delta$mAP (seed means), per seed pairing, CI, $p$, Holm $p$, $d_z$, as in
+    :func:`significance_table`; the caption names the seeds and says what the significance mark means."""
+    header = [r"$\alpha$ & Setting & $\Delta$mAP & per seed pairing & 95\% CI & $p$ & $p_\mathrm{Holm}$ & $d_z$ \\"]
+    body: list = []
+    prev = None
+    marked = list(is_significant(sig.rename(columns={"n_seeds_reference": "n_seeds_baseline",
+                                                     "n_seeds_alpha": "n_seeds_target"}), alpha)) if not sig.empty else []
+    for r, significant in zip(sig.to_dict("records"), marked):
+        if prev is not None and r["alpha"] != prev:
+            body.append(r"\midrule")
+        body.append([fmt_alpha(r["alpha"]) if r["alpha"] != prev else "", SETTING_LABELS.get(r["setting"], r["setting"])]
+                    + _test_cells(r, significant))
+        prev = r["alpha"]
+    if not body:
+        body.append([r"\multicolumn{8}{c}{no comparison (the sweep has a single $\alpha$ or no main Hybrid run)}"])
+    reference = fmt_alpha(sig["reference"].iloc[0]) if not sig.empty else MISSING
+    n_ref = sorted({int(v) for v in sig.get("n_seeds_reference", [])})
+    n_alpha = sorted({int(v) for v in sig.get("n_seeds_alpha", [])})
+    seeds = ""
+    if n_ref and n_alpha:
+        seeds = (f"{'/'.join(map(str, sorted(set(n_ref) | set(n_alpha))))} seeds per point, kept apart (not averaged "
+                 "before testing). ")
+        if min(n_ref + n_alpha) < MIN_SEEDS:
+            seeds += (r"\textbf{A single training seed} at some point: no comparison with it is marked significant "
+                      r"(exploratory). ")
+    where = rf" on fold \texttt{{{latex_escape(fold)}}}" if fold else ""
+    caption = (rf"The $\alpha$ sweep tested{where}, {OURS}: each $\alpha$ minus the main Hybrid run's "
+               rf"$\alpha={reference}$ (negative: $\alpha={reference}$ is better; $\alpha=0$ is the "
+               rf"{strategies.label('xy')} run, $\alpha=1$ the {strategies.label('xx')} run, as in "
+               rf"Table~\ref{{tab:scaling}}); {seeds}$\Delta$mAP: macro, mean "
+               r"over seeds; per seed pairing: the same difference for every pair of a reference seed and an "
+               r"$\alpha$ seed (reference seed outer). "
+               + _test_method(n_resamples, len(sig), r"every $\alpha$ and setting", alpha))
+    return booktabs(header, body, align="llrlcrrr", caption=caption, label=label)
 
 
 def training_runs_table(runs: pd.DataFrame, label: str = "tab:training-runs") -> str:

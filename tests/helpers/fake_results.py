@@ -35,7 +35,7 @@ OUTPUTS = {
                      "paper/tables/tatoeba.tex", "figures/heatmaps.pdf", "figures/heatmaps.png", "figures/tatoeba.pdf",
                      "figures/tatoeba.png", "paper/tables/miracl.tex"],
     "bias": ["paper/tables/bias.tex", "figures/bias.pdf", "figures/bias.png"],
-    "scaling": ["paper/tables/scaling.tex", "figures/scaling_size.pdf", "figures/scaling_size.png",
+    "scaling": ["paper/tables/scaling.tex", "paper/tables/alpha_significance.tex", "figures/scaling_size.pdf", "figures/scaling_size.png",
                 "figures/scaling_languages.pdf", "figures/scaling_languages.png", "figures/alpha.pdf",
                 "figures/alpha.png"],
 }

@@ -525,6 +525,24 @@ def test_training_keys_are_read_tolerantly(results_dir):
     assert text.count(r"\texttt{mlqa2xquad}") == 8 and "0.50" in text
 
 
+def test_all_language_runs_count_their_training_languages(results_dir, tmp_path):
+    """The training-languages study's all-languages point is the main run, whose config records no count (it
+    trained on all of its fold's languages): its n_languages is the number of languages it trained on, so the
+    figure and table place it at k = all; a reference run (zero-shot) has none."""
+    params = fake_params()
+    specs = grid.grid_runs(params, "languages")
+    specs = specs[specs["run"].isin(["mlqa2xquad-hybrid-s1", "mlqa2xquad-n2-hybrid-s1"])]
+    for run in specs["run"]:
+        data = json.loads((results_dir / run / "metrics.json").read_text())
+        data["config"]["n_languages"] = None if "-n2-" not in run else 2
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.json").write_text(json.dumps(data))
+    langs = report.load_results(tmp_path, specs).set_index("run")["n_languages"]
+    assert langs.to_dict() == {"mlqa2xquad-hybrid-s1": len(params["folds"]["mlqa2xquad"]["language_order"]),
+                               "mlqa2xquad-n2-hybrid-s1": 2}
+    assert report.study_results(results_dir, params, "size").query("strategy == 'zeroshot'")["n_languages"].isna().all()
+
+
 def test_alpha_tests_compare_every_alpha_with_the_main_hybrid(results_dir):
     """Each point of the alpha sweep (X-Y as 0, X-X-mono as 1) minus the main Hybrid runs' alpha, seeds kept
     apart: diff is the seed-mean macro difference, the fakes' large X-X-mono Mul. deficit is significant and

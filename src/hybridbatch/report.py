@@ -87,7 +87,9 @@ def _block(data: dict, spec: dict, path: Path) -> dict:
 def load_results(results_dir: str | os.PathLike, specs: pd.DataFrame) -> pd.DataFrame:
     """One row per spec row (see :func:`grid.grid_runs`): the spec, the run's config and its headline metrics.
 
-    Added columns: ``parameters``, ``non_embedding_parameters``, ``train_languages`` (list) from the config;
+    Added columns: ``parameters``, ``non_embedding_parameters``, ``train_languages`` (list) from the config
+    (a trained run's ``n_languages``, where neither the spec nor the config gives it, is the number of its
+    ``train_languages``);
     the training keys :data:`TRAINING_KEYS` (``alpha_schedule`` a string, the others numbers; missing --
     NaN / None -- where the config lacks them or has None: references, older results); every scalar metric of the evaluation dataset's block
     (``map_mo`` ... ``rank_distance``, ``same_lang@k``, ``n_queries`` ...; NaN where absent, e.g. BM25's
@@ -109,6 +111,9 @@ def load_results(results_dir: str | os.PathLike, specs: pd.DataFrame) -> pd.Data
         row["parameters"] = num(cfg.get("parameters"))
         row["non_embedding_parameters"] = num(cfg.get("non_embedding_parameters"))
         row["train_languages"] = list(cfg.get("train_languages") or [])
+        if isnull(row["n_languages"]) and row["train_languages"] and row["strategy"] in strategies.TRAINED:
+            # a run trained on all of its fold's languages records no count
+            row["n_languages"] = len(row["train_languages"])
         schedule = cfg.get("alpha_schedule")
         row["alpha_schedule"] = None if schedule is None else str(schedule)
         for k in TRAINING_KEYS[1:]:

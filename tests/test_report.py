@@ -551,7 +551,7 @@ def test_alpha_tests_compare_every_alpha_with_the_main_hybrid(results_dir):
     sweep = report.study_results(results_dir, params, "alpha")
     sig = significance.alpha_tests(results_dir, params, sweep, n_resamples=1000)
     assert sorted(set(sig["alpha"])) == [0.0, 0.25, 0.75, 1.0] and set(sig["reference"]) == {0.5}
-    assert len(sig) == 4 * 3 and set(sig["n_seeds_alpha"]) == set(sig["n_seeds_reference"]) == {2}
+    assert len(sig) == 4 * 3 and set(sig["n_seeds_target"]) == set(sig["n_seeds_baseline"]) == {2}
     means = sweep.groupby("alpha")["map_mul"].mean()
     row = sig[(sig["alpha"] == 1.0) & (sig["setting"] == "mul")].iloc[0]
     assert row["diff"] == pytest.approx(means[1.0] - means[0.5])

@@ -191,13 +191,14 @@ def alpha_tests(results_dir: str | os.PathLike, params: dict, alpha_results: pd.
 
     ``alpha_results``: :func:`report.study_results` ``(..., "alpha")`` -- one row per run with ``run``, ``alpha``
     (0 for the X-Y run, 1 for the X-X-mono run) and ``seed``; each alpha's runs, in seed order, are one system.
-    Columns: ``alpha`` (the compared point), ``reference``, ``setting``, ``mean_reference, mean_alpha, diff``
+    Columns, named as :func:`compare_strategies` names them (baseline: the reference alpha, target: the compared
+    one): ``alpha`` (the compared point), ``reference``, ``setting``, ``mean_baseline, mean_target, diff``
     (alpha minus reference: negative = the reference is better), ``diff_per_seed, ci_low, ci_high, p_value,
-    p_holm, effect_size, n_queries, n_seeds_reference, n_seeds_alpha, seeds_agree, significant``
+    p_holm, effect_size, n_queries, n_seeds_baseline, n_seeds_target, seeds_agree, significant``
     (:func:`is_significant`). Empty when the sweep has a single alpha or no main Hybrid run.
     """
-    columns = ["alpha", "reference", "setting", "mean_reference", "mean_alpha", "diff", "diff_per_seed", "ci_low",
-               "ci_high", "p_value", "p_holm", "effect_size", "n_queries", "n_seeds_reference", "n_seeds_alpha",
+    columns = ["alpha", "reference", "setting", "mean_baseline", "mean_target", "diff", "diff_per_seed", "ci_low",
+               "ci_high", "p_value", "p_holm", "effect_size", "n_queries", "n_seeds_baseline", "n_seeds_target",
                "seeds_agree", "significant"]
     if alpha_results.empty:
         return pd.DataFrame(columns=columns)
@@ -222,10 +223,8 @@ def alpha_tests(results_dir: str | os.PathLike, params: dict, alpha_results: pd.
     present = [st for st in settings if all(_has_setting(f, st) for f in per_query.values())]
     t = seeded.compare_runs(per_query, name[reference], present, n_resamples=n_resamples, seed=seed,
                             alpha=alpha)
-    t = t.rename(columns={c: c[:-2] + ("_reference" if c.endswith("_a") else "_alpha")
-                          for c in t.columns if c.endswith(("_a", "_b"))})
+    t = t.rename(columns=_side_names(t.columns))  # baseline: the reference alpha; target: the compared one
     t["alpha"] = [float(r) for r in t.pop("run")]
     t["reference"] = reference
-    t["significant"] = is_significant(t.rename(columns={"n_seeds_reference": "n_seeds_baseline",
-                                                        "n_seeds_alpha": "n_seeds_target"}), alpha)
+    t["significant"] = is_significant(t, alpha)
     return t[columns + [c for c in t.columns if c not in columns]]

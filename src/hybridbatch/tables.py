@@ -145,7 +145,8 @@ def _test_cells(r: dict, significant: bool) -> list[str]:
     $d_z$ (the columns of :func:`seeded.compare_runs`)."""
     star = "$^{*}$" if significant else ""
     return [f"${r['diff']:+.4f}${star}", _per_seed(r.get("diff_per_seed")),
-            f"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$]", f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}", f"${r['effect_size']:+.2f}$"]
+            f"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$]", f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}",
+            f"${r['effect_size']:+.2f}$"]
 
 
 def _test_method(n_resamples: int, n_tests: int, family: str, alpha: float, marks: str = r" ($^{*}$)") -> str:
@@ -407,19 +408,18 @@ def alpha_significance_table(sig: pd.DataFrame, *, fold: str = "", alpha: float 
     header = [r"$\alpha$ & Setting & $\Delta$mAP & per seed pairing & 95\% CI & $p$ & $p_\mathrm{Holm}$ & $d_z$ \\"]
     body: list = []
     prev = None
-    marked = list(is_significant(sig.rename(columns={"n_seeds_reference": "n_seeds_baseline",
-                                                     "n_seeds_alpha": "n_seeds_target"}), alpha)) if not sig.empty else []
+    marked = list(is_significant(sig, alpha)) if not sig.empty else []
     for r, significant in zip(sig.to_dict("records"), marked):
         if prev is not None and r["alpha"] != prev:
             body.append(r"\midrule")
-        body.append([fmt_alpha(r["alpha"]) if r["alpha"] != prev else "", SETTING_LABELS.get(r["setting"], r["setting"])]
-                    + _test_cells(r, significant))
+        body.append([fmt_alpha(r["alpha"]) if r["alpha"] != prev else "",
+                     SETTING_LABELS.get(r["setting"], r["setting"])] + _test_cells(r, significant))
         prev = r["alpha"]
     if not body:
         body.append([r"\multicolumn{8}{c}{no comparison (the sweep has a single $\alpha$ or no main Hybrid run)}"])
     reference = fmt_alpha(sig["reference"].iloc[0]) if not sig.empty else MISSING
-    n_ref = sorted({int(v) for v in sig.get("n_seeds_reference", [])})
-    n_alpha = sorted({int(v) for v in sig.get("n_seeds_alpha", [])})
+    n_ref = sorted({int(v) for v in sig.get("n_seeds_baseline", [])})
+    n_alpha = sorted({int(v) for v in sig.get("n_seeds_target", [])})
     seeds = ""
     if n_ref and n_alpha:
         seeds = (f"{'/'.join(map(str, sorted(set(n_ref) | set(n_alpha))))} seeds per point, kept apart (not averaged "

@@ -16,7 +16,7 @@ import time
 import pandas as pd
 import torch
 
-from hybridbatch.encoder import DualEncoder
+from hybridbatch.model.encoder import DualEncoder
 
 
 def main() -> None:

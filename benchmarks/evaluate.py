@@ -16,10 +16,10 @@ import time
 import pandas as pd
 import torch
 
-from hybridbatch.alignment import evaluate_tatoeba
-from hybridbatch.data import load_prepared, sample_paragraphs
-from hybridbatch.encoder import DualEncoder
-from hybridbatch.evaluation import evaluate_lareqa
+from hybridbatch.evaluation.tatoeba import evaluate_tatoeba
+from hybridbatch.data.raw import load_prepared, sample_paragraphs
+from hybridbatch.model.encoder import DualEncoder
+from hybridbatch.evaluation.lareqa import evaluate_lareqa
 
 
 def main() -> None:

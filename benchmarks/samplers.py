@@ -18,7 +18,7 @@ import argparse
 import multiprocessing as mp
 import time
 
-from hybridbatch.strategies import build_sampler
+from hybridbatch.sampling.build import build_sampler
 
 LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr"]
 CASES = [("xx", "pairs"), ("xx-mixed", "pairs"), ("xy", "pairs"), ("xy", "language-pairs"), ("xy", "languages"),

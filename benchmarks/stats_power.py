@@ -1,9 +1,9 @@
-"""Benchmark: false-positive rate and power of the seed-aware comparison (hybridbatch.stats), by simulation.
+"""Benchmark: false-positive rate and power of the seed-aware comparison (hybridbatch.stats.inference), by simulation.
 
     python benchmarks/stats_power.py [--replicates 2000] [--power-replicates 1000] [--qids 300] [--langs 5]
                                      [--resamples 1000] [--tau-ratio 4] [--seeds 2 3] [--timing]
 
-Each replicate draws two systems from the model of :func:`hybridbatch.simulation.simulate_systems` (languages as
+Each replicate draws two systems from the model of :func:`hybridbatch.stats.simulation.simulate_systems` (languages as
 groups, qids shared across languages, per-qid effects, a per-seed offset of sd ``tau``, per-row noise) with a
 true macro difference ``delta`` (0 = the null, then 1, 2, 3 x tau), and applies four decision rules at
 alpha = .05 (one comparison, so no Holm):
@@ -14,7 +14,7 @@ alpha = .05 (one comparison, so no Holm):
   replacement within each system), 95 % interval excludes 0;
 * ``ws-t``: a rejected variant, one Student t with Welch-Satterthwaite df over the question variance and the
   two systems' raw seed variances s**2 / k, p < .05;
-* ``seed-aware p``: the p-value of :func:`hybridbatch.seeded.seeded_paired_test` < .05 (question part and
+* ``seed-aware p``: the p-value of :func:`hybridbatch.stats.seeded.seeded_paired_test` < .05 (question part and
   seed-offset part each widened by their own t quantile, added in quadrature);
 * ``significant``: ``seed-aware p`` < .05 and every seed pairing agreeing in sign: what ``compare_runs``
   calls significant;
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from hybridbatch import seeded
-from hybridbatch.seeded import _design_of, _layout, _seed_designs, _seeded_test_arrays
-from hybridbatch.simulation import _simulate_values, _simulation_layout, simulate_systems
-from hybridbatch.stats import _bootstrap_macros, _macro_contributions, _sign_flip_p
+from hybridbatch.stats import seeded
+from hybridbatch.stats.seeded import _design_of, _layout, _seed_designs, _seeded_test_arrays
+from hybridbatch.stats.simulation import _simulate_values, _simulation_layout, simulate_systems
+from hybridbatch.stats.inference import _bootstrap_macros, _macro_contributions, _sign_flip_p
 
 MODEL = dict(sd_qid=0.2, sd_system_qid=0.05, sd_seed_qid=0.05, sd_noise=0.15, sd_lang=0.05, base=0.6)
 RULES = ["old", "2lvl-pct", "ws-t", "seed-aware p", "significant", "agree"]

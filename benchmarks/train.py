@@ -20,12 +20,12 @@ import time
 
 import torch
 
-from hybridbatch.encoder import DualEncoder
-from hybridbatch.samplers import answer_groups
-from hybridbatch.strategies import build_sampler
+from hybridbatch.model.encoder import DualEncoder
+from hybridbatch.sampling.samplers import answer_groups
+from hybridbatch.sampling.build import build_sampler
 from hybridbatch.params import TrainConfig
-from hybridbatch.training import Trainer
-from hybridbatch.trainingdata import TrainingData
+from hybridbatch.training.loop import Trainer
+from hybridbatch.data.training import TrainingData
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ TIME=${TIME:-24:00:00}                 # per task
 UPSTREAM_TIME=${UPSTREAM_TIME:-04:00:00}
 SBATCH_ARGS=${SBATCH_ARGS:-}           # e.g. "--partition=gpu --account=myproject"
 TARGETS=${TARGETS:-}                   # stages, families, globs (space-separated); empty: every leaf of the grid
-COMMIT_MESSAGE=${COMMIT_MESSAGE-"Grid reproduced on SLURM with $WORKERS workers (hybridbatch.parallel)"}
+COMMIT_MESSAGE=${COMMIT_MESSAGE-"Grid reproduced on SLURM with $WORKERS workers (hybridbatch.pipeline.workers)"}
 DVC_CACHE=${DVC_CACHE:-}               # a shared cache directory for the checkout (empty: keep its own)
 VENV=${VENV:-}                         # activated in every job when set (default: $REPO/.venv if present,
                                        # else the environment sbatch exports from this shell)
@@ -29,7 +29,7 @@ activate="if [ -f '$VENV/bin/activate' ]; then . '$VENV/bin/activate'; fi"
 # shellcheck disable=SC2086  # SBATCH_ARGS and targets are word lists
 up=$(sbatch --parsable --job-name=hb-upstream --ntasks=1 --cpus-per-task="$CPUS_PER_TASK" --mem="$MEM" \
      --time="$UPSTREAM_TIME" --output=logs/slurm/%x-%j.out $SBATCH_ARGS \
-     --wrap "$activate; python -m hybridbatch.parallel upstream $targets")
+     --wrap "$activate; python -m hybridbatch.pipeline.workers upstream $targets")
 # shellcheck disable=SC2086
 array=$(sbatch --parsable --dependency=afterok:"$up" --array=0-$((WORKERS - 1)) --cpus-per-task="$CPUS_PER_TASK" \
         --gpus-per-task="$GPUS_PER_TASK" --mem="$MEM" --time="$TIME" $SBATCH_ARGS slurm/grid.sbatch)

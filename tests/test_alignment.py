@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hybridbatch.alignment import bitext_accuracy, evaluate_tatoeba
+from hybridbatch.evaluation.tatoeba import bitext_accuracy, evaluate_tatoeba
 
 
 class HashEncoder:
@@ -168,7 +168,7 @@ def test_evaluate_tatoeba_rejects_bad_tables():
 
 @pytest.mark.parametrize("value", [1.5, -0.25, float("nan")])
 def test_evaluate_tatoeba_stops_on_accuracy_out_of_range(monkeypatch, value):
-    import hybridbatch.alignment as A
+    import hybridbatch.evaluation.tatoeba as A
 
     calls = iter([0.5, value] * 10)  # de: x2en fine, en2x broken
     monkeypatch.setattr(A, "bitext_accuracy", lambda src, tgt: next(calls))

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from hybridbatch.baselines import bm25_lareqa, bm25_scores, tokenize
-from hybridbatch.evaluation import score_lareqa
+from hybridbatch.evaluation.bm25 import bm25_lareqa, bm25_scores, tokenize
+from hybridbatch.evaluation.lareqa import score_lareqa
 
 
 
@@ -206,7 +206,7 @@ RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 
 
 def test_bm25_xquad_r_en_de_plausible_and_fast(tmp_path):
-    from hybridbatch.data import prepare
+    from hybridbatch.data.raw import prepare
 
     prepare(RAW, tmp_path, datasets={"xquad_r": ["de", "en"]}, tatoeba_langs=[])  # the real vendored files
     qs = pd.read_parquet(tmp_path / "questions.parquet")

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from helpers.tiny import make_tiny_model
-from hybridbatch import cache as C
-from hybridbatch.cache import CachingEncoder, checkpoint_fingerprint, read_entry, write_entry
-from hybridbatch.encoder import DualEncoder
+from hybridbatch.evaluation import cache as C
+from hybridbatch.evaluation.cache import CachingEncoder, checkpoint_fingerprint, read_entry, write_entry
+from hybridbatch.model.encoder import DualEncoder
 
 TEXTS = ["Wie viele Punkte?", "黑豹队的防守只丢了308分。", "How many points did the defense give up?"]
 
@@ -128,7 +128,7 @@ def test_bad_entry_is_logged_deleted_recomputed_and_rewritten(tmp_path, caplog, 
     plant(entry, good.numpy())
     inner = FakeEncoder()
     cached = CachingEncoder(inner, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="hybridbatch.cache"):
+    with caplog.at_level(logging.WARNING, logger="hybridbatch.evaluation.cache"):
         out = cached.encode(TEXTS, "passage")
     assert torch.equal(out, good)  # the fresh encoding, not the bad entry
     assert inner.calls == 1 and cached.rejected == 1 and cached.hits == 0
@@ -160,7 +160,7 @@ def test_failed_write_warns_and_returns_the_embeddings(tmp_path, caplog, monkeyp
     inner = FakeEncoder()
     cached = CachingEncoder(inner, tmp_path / "cache")
     monkeypatch.setattr(C.np, "savez", disk_full)
-    with caplog.at_level(logging.WARNING, logger="hybridbatch.cache"):
+    with caplog.at_level(logging.WARNING, logger="hybridbatch.evaluation.cache"):
         out = cached.encode(TEXTS, "query")
     assert torch.equal(out, FakeEncoder().encode(TEXTS, "query")) and cached.write_failures == 1
     assert "No space left on device" in caplog.text and "could not write" in caplog.text
@@ -174,13 +174,13 @@ def test_unusable_cache_directory_does_not_stop_encoding(tmp_path, caplog):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the cache directory should be")
     cached = CachingEncoder(FakeEncoder(), blocker / "cache")
-    with caplog.at_level(logging.WARNING, logger="hybridbatch.cache"):
+    with caplog.at_level(logging.WARNING, logger="hybridbatch.evaluation.cache"):
         out = cached.encode(TEXTS, "query")
     assert out.shape == (3, DIM) and cached.write_failures == 1 and "could not write" in caplog.text
 
 
 def test_broken_fresh_embeddings_are_not_cached(tmp_path, caplog):
     cached = CachingEncoder(FakeEncoder(broken=True), tmp_path)
-    with caplog.at_level(logging.WARNING, logger="hybridbatch.cache"):
+    with caplog.at_level(logging.WARNING, logger="hybridbatch.evaluation.cache"):
         out = cached.encode(TEXTS, "query")
     assert torch.isnan(out[0, 0]) and "not caching" in caplog.text and list(tmp_path.iterdir()) == []

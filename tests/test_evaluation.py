@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from hybridbatch import metrics as M
-from hybridbatch.baselines import BM25Retriever, bm25_lareqa
-from hybridbatch.evaluation import (HEADLINE, PER_QUERY_COLUMNS, SETTINGS, DenseRetriever, evaluate_retriever,
+from hybridbatch.evaluation import metrics as M
+from hybridbatch.evaluation.bm25 import BM25Retriever, bm25_lareqa
+from hybridbatch.evaluation.lareqa import (HEADLINE, PER_QUERY_COLUMNS, SETTINGS, DenseRetriever, evaluate_retriever,
                                     score_lareqa, summarise)
 
 LANGS = ("de", "en", "es")
@@ -164,7 +164,7 @@ def test_nan_scores_stop_the_evaluation_for_any_retriever(monkeypatch):
         score_lareqa(q.index_put((torch.tensor([2]), torch.tensor([0])), torch.tensor(float("nan"))), c, qs, cs)
     with pytest.raises(ValueError, match="candidate embedding"):
         score_lareqa(q, c.index_put((torch.tensor([5]),), torch.tensor(float("inf"))), qs, cs)
-    import hybridbatch.baselines as B
+    import hybridbatch.evaluation.bm25 as B
 
     monkeypatch.setattr(B, "bm25_scores", lambda qt, dt, k1, b: np.full((len(qt), len(dt)), np.nan, np.float32))
     with pytest.raises(ValueError, match=r"BM25Retriever returned NaN scores for 4 question\(s\) in de"):
@@ -233,8 +233,8 @@ class HashEncoder:
 @pytest.mark.parametrize("poison", ["nan", "zeros"])
 def test_poisoned_cache_entries_do_not_reach_the_metrics(tmp_path, poison):
     """Formerly a NaN entry gave map_mo 1.0 and map_mul 6.0 (exit 0): now it is detected and recomputed."""
-    from hybridbatch.cache import CachingEncoder, write_entry
-    from hybridbatch.evaluation import evaluate_lareqa
+    from hybridbatch.evaluation.cache import CachingEncoder, write_entry
+    from hybridbatch.evaluation.lareqa import evaluate_lareqa
 
     qs, cs = frames()
     plain = evaluate_lareqa(HashEncoder(), qs, cs, seen_languages=["en"])

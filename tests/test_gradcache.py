@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hybridbatch.gradcache import cached_contrastive_backward
-from hybridbatch.losses import info_nce
+from hybridbatch.training.gradcache import cached_contrastive_backward
+from hybridbatch.training.losses import info_nce
 
 
 class Tiny(torch.nn.Module):

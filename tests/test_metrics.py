@@ -8,8 +8,8 @@ import pytest
 import pytrec_eval
 import torch
 
-from hybridbatch import metrics as M
-from hybridbatch.evaluation import score_lareqa
+from hybridbatch.evaluation import metrics as M
+from hybridbatch.evaluation.lareqa import score_lareqa
 
 
 def random_case(n_q=40, n_c=300, seed=0, ties=True):
@@ -144,7 +144,7 @@ def test_seen_unseen_split_by_hand():
 
 
 def test_candidate_text_modes():
-    from hybridbatch.evaluation import candidate_texts
+    from hybridbatch.evaluation.lareqa import candidate_texts
 
     cands = pd.DataFrame({"sentence": ["A b."], "context": ["A b. C d."]})
     assert candidate_texts(cands, "sentence") == ["A b."]

@@ -33,8 +33,8 @@ import torch
 
 import yaml
 
-from hybridbatch import miracl
-from hybridbatch.data import DataError
+from hybridbatch.evaluation import miracl
+from hybridbatch.data.raw import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 VENDORED_MIRACL = REPO / "data" / "raw" / "miracl"

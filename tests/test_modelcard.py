@@ -1,4 +1,4 @@
-"""Model cards (hybridbatch.modelcard, src/stages/model_card.py) and the hub export (src/stages/export_model.py),
+"""Model cards (hybridbatch.model.card, src/stages/model_card.py) and the hub export (src/stages/export_model.py),
 offline, on a tiny checkpoint with a fake training summary and metrics."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from helpers.tiny import REPO, make_tiny_model
-from hybridbatch import modelcard
-from hybridbatch.modelcard import (base_model_info, card_weights_sha256, combined_license, parse_card, render,
+from hybridbatch.model import card as modelcard
+from hybridbatch.model.card import (base_model_info, card_weights_sha256, combined_license, parse_card, render,
                                    run_config)
 
 RUN = "mlqa2xquad-hybrid-s13"
@@ -62,7 +62,7 @@ def fake_metrics(run: str = RUN) -> dict:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny checkpoint in the layout training writes: DualEncoder.save + training_summary.json."""
-    from hybridbatch.encoder import DualEncoder
+    from hybridbatch.model.encoder import DualEncoder
 
     root = tmp_path_factory.mktemp("card")
     tiny = make_tiny_model(root / "tiny", dropout=0.0)
@@ -244,7 +244,7 @@ def test_stage_refuses_mismatched_or_missing_inputs(checkpoint, tmp_path, capsys
 # -- the export --------------------------------------------------------------------------------------------
 
 def test_export_bundles_model_and_card_and_loads(checkpoint, tmp_path, capsys):
-    from hybridbatch.encoder import DualEncoder
+    from hybridbatch.model.encoder import DualEncoder
     import torch
 
     model_dir, metrics = checkpoint

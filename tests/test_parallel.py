@@ -1,4 +1,4 @@
-"""Grid points in parallel (hybridbatch.parallel): worker copies sharing one DVC cache reproduce the grid, the
+"""Grid points in parallel (hybridbatch.pipeline.workers): worker copies sharing one DVC cache reproduce the grid, the
 main workspace's `dvc repro` then restores every grid stage from DVC's run cache and runs none, and the results
 equal a plain sequential `dvc repro`.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hybridbatch import parallel
+from hybridbatch.pipeline import workers as parallel
 
 TINY = {
     # as tests/test_pipeline.py, smaller: MLQA-R keeps four languages (enough answer groups for a batch of 4)
@@ -54,7 +54,7 @@ def run(cmd: list[str], cwd: Path, env: dict, ok: bool = True) -> subprocess.Com
 
 
 def hp(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hybridbatch.parallel", *args]
+    return [sys.executable, "-m", "hybridbatch.pipeline.workers", *args]
 
 
 def _env(root: Path) -> dict:

@@ -1,4 +1,4 @@
-"""hybridbatch.report: run selection from params, loading, seed summaries, formatting, significance marks.
+"""hybridbatch.reporting.results: run selection from params, loading, seed summaries, formatting, significance marks.
 
 Fast: synthetic results (tests/helpers/fake_results.py) and hand-made per-query frames; no notebook runs here.
 """
@@ -17,8 +17,10 @@ import pytest
 
 from helpers.fake_results import LANGUAGES, REPO, enumerate_runs, fake_params, write_fake_results
 from hybridbatch.params import ParamsError
-from hybridbatch import grid, language_tables, latex, report, significance, stats, strategies, tables
-from hybridbatch.stats import average_runs, macro_mean
+from hybridbatch import grid, strategies
+from hybridbatch.reporting import language_tables, latex, results as report, significance, tables
+from hybridbatch.stats import inference as stats
+from hybridbatch.stats.inference import average_runs, macro_mean
 
 # the tiny profile of tests/test_pipeline.py: no xx-mixed, no xy among the scaling strategies
 TINY_GRID = {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2],
@@ -428,7 +430,7 @@ def test_report_stage_passes_the_four_parameters():
 
 
 def test_headline_intervals_bracket_the_seed_mean(results_dir, main_results):
-    from hybridbatch.seeded import seeded_bootstrap_ci
+    from hybridbatch.stats.seeded import seeded_bootstrap_ci
 
     ci = significance.headline_intervals(results_dir, fake_params(), n_resamples=500)
     s = report.summary_lookup(report.seed_summary(main_results, ["map_mo", "map_cr", "map_mul"]))

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from hybridbatch import pools as pools_module
-from hybridbatch import samplers as samplers_module
+from hybridbatch.sampling import pools as pools_module
+from hybridbatch.sampling import samplers as samplers_module
 from hybridbatch import strategies
-from hybridbatch.pools import (CrossLingualPool, LanguagePool, MonolingualPool, Pair, QuestionTable, _FeistelOrder,
+from hybridbatch.sampling.pools import (CrossLingualPool, LanguagePool, MonolingualPool, Pair, QuestionTable, _FeistelOrder,
                                answer_groups, crosslingual_pairs, monolingual_pairs)
-from hybridbatch.samplers import Batch, BatchSampler, HybridSampler, MultiSourceSampler
-from hybridbatch.strategies import build_sampler
+from hybridbatch.sampling.samplers import Batch, BatchSampler, HybridSampler, MultiSourceSampler
+from hybridbatch.sampling.build import build_sampler
 
 LANGS = ["ar", "de", "en", "es", "hi"]
 

@@ -1,4 +1,4 @@
-"""hybridbatch.sources: the mMARCO-style fixture, small broken variants, and the vendored SQuAD translations."""
+"""hybridbatch.data.sources: the mMARCO-style fixture, small broken variants, and the vendored SQuAD translations."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from hybridbatch.data import DataError  # noqa: E402
-from hybridbatch.samplers import answer_groups  # noqa: E402
-from hybridbatch.sources import (  # noqa: E402
+from hybridbatch.data.raw import DataError  # noqa: E402
+from hybridbatch.sampling.samplers import answer_groups  # noqa: E402
+from hybridbatch.data.sources import (  # noqa: E402
     load_parallel_collection, load_source, load_squad_translations, squad_question_ids)
 
 ROOT = Path(__file__).resolve().parents[1]

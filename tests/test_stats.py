@@ -1,4 +1,4 @@
-"""hybridbatch.stats: macro means, cluster bootstrap, paired randomization test, Holm, the seed-aware comparison
+"""hybridbatch.stats.inference: macro means, cluster bootstrap, paired randomization test, Holm, the seed-aware comparison
 table, the headline interval over seeds, and a simulation check of the false-positive rate.
 
 References: hand-computed values, and scipy.stats.permutation_test / scipy.stats.bootstrap on data without
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from hybridbatch.seeded import (
+from hybridbatch.stats.seeded import (
     _design_of,
     _layout,
     _seed_designs,
@@ -23,7 +23,7 @@ from hybridbatch.seeded import (
     seeded_bootstrap_ci,
     seeded_paired_test,
 )
-from hybridbatch.stats import (
+from hybridbatch.stats.inference import (
     _macro_contributions,
     _sign_flip_p,
     average_runs,
@@ -33,7 +33,7 @@ from hybridbatch.stats import (
     paired_frame,
     paired_randomization_test,
 )
-from hybridbatch.simulation import _simulate_values, _simulation_layout, simulate_systems
+from hybridbatch.stats.simulation import _simulate_values, _simulation_layout, simulate_systems
 
 
 def frame(values, setting="mo", langs=None, qids=None, corpus_langs=None) -> pd.DataFrame:

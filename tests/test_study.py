@@ -1,4 +1,4 @@
-"""The study in pieces (hybridbatch.study) and the quick check's copy (hybridbatch.quickcheck): the units are the
+"""The study in pieces (hybridbatch.pipeline.study) and the quick check's copy (hybridbatch.pipeline.quickcheck): the units are the
 grid's runs in priority order with DVC stage names that exist; the cost records round-trip; an overlay is applied
 key by key and a typo changes nothing."""
 
@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from helpers.tiny import REPO
-from hybridbatch import study
+from hybridbatch.pipeline import study
 from hybridbatch.params import read_params
-from hybridbatch.quickcheck import apply_overlay
+from hybridbatch.pipeline.quickcheck import apply_overlay
 
 
 def test_units_cover_the_grid_in_priority_order():
@@ -110,7 +110,7 @@ def test_a_resumed_stage_is_recorded_apart_from_its_family(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     study._record("train@a", 800.0, 1600.0, 4000.0)
     out = ("Running stage 'train@b':\n> python src/stages/train.py ...\n"
-           "07:59:54 INFO hybridbatch.training: resuming from the checkpoint at step 40\n")
+           "07:59:54 INFO hybridbatch.training.loop: resuming from the checkpoint at step 40\n")
     monkeypatch.setattr(study, "_dvc_waiting", lambda args: (0, out, 650.0, 1200.0, 4200.0))
     assert study.reproduce("train@b")
     families = [line.split("\t")[2] for line in (tmp_path / study.TIMINGS).read_text().splitlines()[1:]]

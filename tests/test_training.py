@@ -16,12 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 from helpers.tiny import REPO, make_prepared, make_tiny_model
-from hybridbatch.encoder import DualEncoder
+from hybridbatch.model.encoder import DualEncoder
 from hybridbatch.params import TrainConfig
-from hybridbatch.samplers import answer_groups
-from hybridbatch.strategies import build_sampler
-from hybridbatch.training import KILL_ENV, Trainer, validation_batches
-from hybridbatch.trainingdata import TrainingData
+from hybridbatch.sampling.samplers import answer_groups
+from hybridbatch.sampling.build import build_sampler
+from hybridbatch.training.loop import KILL_ENV, Trainer, validation_batches
+from hybridbatch.data.training import TrainingData
 
 BASE = dict(batch_size=4, steps=6, warmup_steps=1, lr=1e-3, max_query_length=32, max_passage_length=48,
             val_batches=2, eval_every=2, checkpoint_every=2, threads=1, seed=3)
@@ -44,7 +44,7 @@ def tiny_nodropout(tmp_path_factory) -> Path:
 
 def run_train(tmp: Path, model: Path, prepared: Path, name: str, cfg: dict, env_extra: dict | None = None,
               checkpoint_dir: Path | None = None) -> subprocess.CompletedProcess:
-    code = ("import json, sys; from hybridbatch.training import train; from hybridbatch.params import TrainConfig; "
+    code = ("import json, sys; from hybridbatch.training.loop import train; from hybridbatch.params import TrainConfig; "
             "from hybridbatch.params import setup_logging; setup_logging(); "
             "a = json.loads(sys.argv[1]); "
             "train(a['model'], a['prepared'], 'hybrid', TrainConfig(**a['cfg']), a['out'], a['live'], a['ckpt'])")

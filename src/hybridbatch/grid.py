@@ -21,8 +21,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from . import strategies
-from .params import read_params
+from hybridbatch import strategies
+from hybridbatch.params import read_params
 
 DATASET_LABELS = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}
 DATASET_ORDER = ("xquad_r", "mlqa_r")  # the paper's column order

@@ -5,7 +5,7 @@
 Several stages run the same script (the four training families, the six evaluation families). Their code
 is declared once, as the deps of this stage in dvc.yaml; they depend on its output, whose content changes
 exactly when one of those files does. The stage refuses to run (one-line ``error:``, exit 2) when the deps
-dvc.yaml declares for it differ from the files ``--entry`` imports (hybridbatch.deps), so the declaration
+dvc.yaml declares for it differ from the files ``--entry`` imports (hybridbatch.pipeline.deps), so the declaration
 cannot drift from the code.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hybridbatch.deps import STAMP_CODE, file_hashes, project_imports
+from hybridbatch.pipeline.deps import STAMP_CODE, file_hashes, project_imports
 from hybridbatch.io import write_json
 from hybridbatch.params import fail
 

@@ -3,7 +3,7 @@
     python src/stages/curves.py --results results --out figures/curves
 
 Writes ``<out>/<curve>.csv`` (``step, run, strategy, seed, <curve>``) for each curve of
-hybridbatch.curves.CURVES; dvc.yaml declares them as top-level plots (one line per run), so
+hybridbatch.reporting.curves.CURVES; dvc.yaml declares them as top-level plots (one line per run), so
 ``dvc plots show`` compares strategies and seeds and ``dvc plots diff`` compares revisions.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hybridbatch.curves import CURVES, collect
+from hybridbatch.reporting.curves import CURVES, collect
 from hybridbatch.io import atomic_path
 
 

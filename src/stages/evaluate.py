@@ -25,11 +25,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from hybridbatch.alignment import evaluate_tatoeba
-from hybridbatch.cache import CachingEncoder
-from hybridbatch.data import DataError, load_prepared, sample_paragraphs
-from hybridbatch.encoder import DualEncoder
-from hybridbatch.evaluation import evaluate_lareqa
+from hybridbatch.evaluation.tatoeba import evaluate_tatoeba
+from hybridbatch.evaluation.cache import CachingEncoder
+from hybridbatch.data.raw import DataError, load_prepared, sample_paragraphs
+from hybridbatch.model.encoder import DualEncoder
+from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.io import atomic_path, write_json
 from hybridbatch.params import FoldError, ParamsError, fail, load_fold, section, setup_logging
 from hybridbatch.records import RunRecord

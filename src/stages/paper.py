@@ -32,7 +32,7 @@ from pathlib import Path
 
 from hybridbatch.io import atomic_path
 from hybridbatch.params import ParamsError, read_params
-from hybridbatch.latex import latex_escape
+from hybridbatch.reporting.latex import latex_escape
 
 SETTINGS_FILE = "main-settings-generated.tex"  # written into the build directory only, never next to main.tex
 INSTALL_HINT = ("error: latexmk not found; install the Debian packages `latexmk texlive-latex-recommended` "

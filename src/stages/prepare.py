@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from hybridbatch.data import prepare
+from hybridbatch.data.raw import prepare
 from hybridbatch.params import section
 
 logger = logging.getLogger("stages.prepare")

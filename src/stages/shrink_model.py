@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
     setup_logging()
-    from hybridbatch.encoder import DualEncoder
+    from hybridbatch.model.encoder import DualEncoder
 
     if not (args.base / "config.json").is_file():
         print(f"error: {args.base} is not a checkpoint directory (no config.json); run `dvc repro import_model`",

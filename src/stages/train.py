@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from hybridbatch.params import (FoldError, ParamsError, TrainConfig, fail, load_fold, section, setup_logging)
 from hybridbatch.records import RunRecord
 from hybridbatch.strategies import TRAINED
-from hybridbatch.training import train
-from hybridbatch.trainingdata import DataFitError
+from hybridbatch.training.loop import train
+from hybridbatch.data.training import DataFitError
 
 
 def main(argv: list[str] | None = None) -> int:

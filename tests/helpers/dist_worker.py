@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from hybridbatch.encoder import DualEncoder
-from hybridbatch.distributed import DistContext
+from hybridbatch.model.encoder import DualEncoder
+from hybridbatch.training.distributed import DistContext
 from hybridbatch.params import TrainConfig
-from hybridbatch.training import Trainer, build_training_sampler, seed_everything
-from hybridbatch.trainingdata import TrainingData
+from hybridbatch.training.loop import Trainer, build_training_sampler, seed_everything
+from hybridbatch.data.training import TrainingData
 
 
 def main() -> None:

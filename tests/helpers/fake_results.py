@@ -1,8 +1,8 @@
 """A synthetic, schema-conformant ``results/`` tree for the report notebooks and the paper build.
 
 Every run of a params dict's grid gets ``results/<run>/metrics.json`` and ``results/<run>/per_query.parquet``
-(the layout the evaluation stage writes; see ``hybridbatch.report``). The runs are enumerated here
-independently of ``hybridbatch.report.grid_runs`` so a mismatch between the two shows up in the tests.
+(the layout the evaluation stage writes; see ``hybridbatch.reporting.results``). The runs are enumerated here
+independently of ``hybridbatch.reporting.results.grid_runs`` so a mismatch between the two shows up in the tests.
 The metrics are computed from the per-query rows (macro means), so tables, figures and significance
 tests agree. Small: 3-4 languages per dataset, a few dozen questions.
 

@@ -12,7 +12,7 @@ def make_tiny_model(out: Path, dropout: float = 0.1, seed: int = 0) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from hybridbatch.e5import import build_tokenizer, default_tokenizer_path
+    from hybridbatch.model.e5import import build_tokenizer, default_tokenizer_path
 
     tok = build_tokenizer(default_tokenizer_path())
     torch.manual_seed(seed)
@@ -25,7 +25,7 @@ def make_tiny_model(out: Path, dropout: float = 0.1, seed: int = 0) -> Path:
 
 
 def make_prepared(out: Path, langs=("ar", "de", "en", "es"), max_questions: int = 250) -> Path:
-    from hybridbatch.data import prepare
+    from hybridbatch.data.raw import prepare
 
     prepare(REPO / "data" / "raw", out, datasets={"mlqa_r": list(langs)}, tatoeba_langs=[],
             max_questions=max_questions)

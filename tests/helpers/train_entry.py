@@ -1,4 +1,4 @@
-"""``hybridbatch.training.train`` as a script, for torchrun: ``train_entry.py '<json args>'``."""
+"""``hybridbatch.training.loop.train`` as a script, for torchrun: ``train_entry.py '<json args>'``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 from hybridbatch.params import setup_logging
 from hybridbatch.params import TrainConfig
-from hybridbatch.training import train
+from hybridbatch.training.loop import train
 
 if __name__ == "__main__":
     setup_logging()

@@ -1,0 +1,1 @@
+"""Reporting: loading results for the notebooks, the significance marks, LaTeX tables, training curves."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up this project on a fresh machine: a virtualenv in .venv with the pinned environment
-# (constraints.txt), the package installed editable with its test extras, and the Jupyter kernel
+# (constraints.txt), the package installed editable with every extra (.[all,test]), and the Jupyter kernel
 # "hybridbatch" that papermill runs the notebooks on, and TeX for the `paper` stage (Debian latexmk +
 # texlive-latex-recommended, via apt-get when run as root; HYBRIDBATCH_NO_TEX=1 skips it). Idempotent; needs
 # Python 3.11 (or 3.12) and pip.
@@ -44,13 +44,13 @@ if [ -z "$CUDA" ]; then
          "default torch build; for the CUDA build run: bash setup.sh --cuda" >&2
   fi
   echo "setup.sh: installing the pinned environment into .venv (torch==2.13.0 CPU) ..."
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[all,test]'
 else
   [ "$(uname -sm)" = "Linux x86_64" ] || echo "setup.sh: warning: constraints-cuda.txt was made for Linux x86_64," \
     "not $(uname -sm); trying anyway" >&2
   echo "setup.sh: installing the pinned environment into .venv (torch==2.13.0 CUDA 13.0 build from PyPI, about" \
        "2.7 GB of wheels) ..."
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-cuda.txt -e '.[test]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -c constraints-cuda.txt -e '.[all,test]'
   .venv/bin/python - <<'PY' || { echo "setup.sh: error: .venv did not get a CUDA build of torch" >&2; exit 1; }
 import sys
 import torch

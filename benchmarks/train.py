@@ -4,8 +4,10 @@
     python benchmarks/train.py --batch-size 100 --steps 2 --ours-only [--grad-cache-chunk 20]   # memory
 
 Same model, batch size, max lengths, learning rate, loss (in-batch InfoNCE at temperature 0.05 =
-MultipleNegativesRankingLoss with scale 20) and the same training pairs (hybrid batches drawn from MLQA-R,
-flattened in order); word embeddings frozen on both sides, as in the default run. Prints pairs/s of each,
+MultipleNegativesRankingLoss with scale 20) and the same training pairs in the same batches and order (hybrid
+batches drawn from MLQA-R: ours from ``build_sampler``, sentence-transformers' from the same sampler over the
+rows, ``hybridbatch.integrations.sentence_transformers.StrategyBatchSampler`` with the same seed, checked
+before timing); word embeddings frozen on both sides, as in the default run. Prints pairs/s of each,
 the ratio (target >= 1.0) and peak RSS. The first step of each side is a warm-up and is not timed.
 ``--ours-only`` skips sentence-transformers (peak RSS is then ours alone: compare plain and
 ``--grad-cache-chunk`` steps at the paper's batch size of 100).
@@ -63,20 +65,29 @@ def main() -> None:
 
     # -- sentence-transformers, same pairs in the same order
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
     st = SentenceTransformer(args.model, device="cpu")
     st.max_seq_length = cfg.max_passage_length
     st[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
-    anchors, positives = [], []
-    for b in batches:
-        q, p, _ = data.texts(b)
-        anchors += ["query: " + t for t in q]
-        positives += ["passage: " + t for t in p]
-    train = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    from hybridbatch.integrations.sentence_transformers import (E5_PROMPTS, StrategyBatchSampler, StrategyTrainer,
+                                                                strategy_batch_sampler)
+
+    groups = answer_groups(data.answer_keys)
+    keys = list(data.questions)  # one row per (qid, lang): the strategy sampler pairs the rows
+    train = Dataset.from_dict({"anchor": [data.questions[k] for k in keys],
+                               "positive": [data.answers[k] for k in keys],
+                               "qid": [q for q, _ in keys], "lang": [lang for _, lang in keys],
+                               "group": [groups[q] for q, _ in keys]})
+    settings = dict(steps=cfg.steps, batches_per_epoch=cfg.steps, world_size=1, sampler_seed=0)
+    check = iter(StrategyBatchSampler(train, cfg.batch_size, strategy="hybrid", **settings))
+    for b in batches:  # the same pairs in the same batches and order as ours
+        rows = next(check)
+        k = len(rows) // 2
+        assert [(train[q]["qid"], train[q]["lang"], train[p]["lang"]) for q, p in zip(rows[:k], rows[k:])] == \
+            [(x.qid, x.query_lang, x.passage_lang) for x in b.pairs], "sentence-transformers batches differ"
 
     class Clock(TrainerCallback):
         start = None
@@ -90,10 +101,9 @@ def main() -> None:
             output_dir=out, per_device_train_batch_size=cfg.batch_size, max_steps=args.steps + 1,
             learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=0, max_grad_norm=cfg.grad_clip,
             report_to="none", save_strategy="no", logging_strategy="no", dataloader_drop_last=True,
-            use_cpu=True, seed=0)
-        trainer = SentenceTransformerTrainer(model=st, args=targs, train_dataset=train,
-                                             loss=MultipleNegativesRankingLoss(st, scale=1 / cfg.temperature),
-                                             callbacks=[Clock()])
+            use_cpu=True, seed=0, batch_sampler=strategy_batch_sampler("hybrid", **settings), prompts=E5_PROMPTS)
+        trainer = StrategyTrainer(model=st, args=targs, train_dataset=train,
+                                  loss=MultipleNegativesRankingLoss(st, scale=1 / cfg.temperature), callbacks=[Clock()])
         trainer.train()
         theirs = args.steps * cfg.batch_size / (time.perf_counter() - Clock.start)
 

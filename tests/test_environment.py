@@ -23,9 +23,36 @@ def _pins(specs) -> dict[str, str]:
     return out
 
 
+SELF = "hybridbatch["  # an extra that names other extras of the package itself (e.g. "hybridbatch[train]")
+
+
 def pyproject_pins(repo) -> dict[str, str]:
+    """Every exact pin of pyproject.toml: the core dependencies and every extra (self-references skipped)."""
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-    return _pins(project["dependencies"] + project["optional-dependencies"]["test"])
+    specs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        specs += [s for s in extra if not s.startswith(SELF)]
+    return _pins(specs)
+
+
+def test_every_extra_is_pinned_and_all_covers_every_extra_but_test(repo):
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    pins = {}
+    for name, specs in extras.items():
+        pins[name] = _pins([s for s in specs if not s.startswith(SELF)])
+    closure = dict(pins["all"])
+    for ref in (s for s in extras["all"] if s.startswith(SELF)):
+        for name in ref[len(SELF):-1].split(","):
+            closure.update(pins[name.strip()])
+    assert set(closure) == set().union(*(pins[n] for n in extras if n not in ("all", "test")))
+    assert "torch" in pins["train"] and "sentence-transformers" in pins["st"] and "dvc" in pins["pipeline"]
+
+
+def test_setup_installs_every_extra(repo):
+    setup = (repo / "setup.sh").read_text()
+    installs = [ln for ln in setup.splitlines() if "pip install" in ln and " -e " in ln]
+    assert len(installs) == 2 and all(ln.rstrip().endswith("-e '.[all,test]'") for ln in installs), installs
 
 
 def test_environment_yml_lists_the_same_pins_as_pyproject(repo):

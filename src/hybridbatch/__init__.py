@@ -8,13 +8,14 @@ Layout, bottom floor first (a module imports only from its own floor or below; d
     io, params, records, strategies, grid   -- the shared base: atomic writes; the one params reader and
                                                validator; a run's record; the strategy registry; run names
                                                and the experiment grid
-    sampling/    pools, samplers, build     -- batch samplers (numpy only)
+    sampling/    pools, samplers, build, rows -- batch samplers (numpy only); rows: over a user's own rows
     data/        raw, training, sources     -- vendored data, the questions a run trains on, extra sources
     model/       encoder, e5import, hub, card
     training/    losses, gradcache, distributed, checkpoints, loop
-    evaluation/  metrics, lareqa, bm25, tatoeba, miracl, cache
+    evaluation/  metrics, lareqa, any_model, bm25, tatoeba, miracl, cache
     stats/       inference, seeded, simulation
-    reporting/   results, significance, latex, tables, language_tables, curves
+    reporting/   results, significance, latex, tables, language_tables, curves, readme
+    integrations/ sentence_transformers -- the strategy batch sampler, trainer and evaluator for sentence-transformers
     pipeline/    plan, workers, study, quickcheck, deps
 """
 

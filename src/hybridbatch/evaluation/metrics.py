@@ -16,17 +16,22 @@ the evaluators and ``check_metric`` their range check (AP, recall, MRR, nDCG, sh
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def relevant_ranks(scores: torch.Tensor, relevant: Sequence[Sequence[int]], chunk: int = 128) -> list[np.ndarray]:
     """1-based ranks (sorted ascending) of each query's relevant candidates.
 
-    scores: (Q, N) float tensor; relevant[q]: indices into the N candidates (non-empty, distinct).
+    scores: (Q, N) float tensor; relevant[q]: indices into the N candidates (non-empty, distinct). Needs torch
+    (imported here, so that the module itself imports with numpy only: the light core).
     """
+    import torch
+
     n_q, n_c = scores.shape
     if len(relevant) != n_q:
         raise ValueError(f"{len(relevant)} relevance lists for {n_q} queries")

@@ -477,22 +477,6 @@ def test_strategy_vocabulary_comes_from_the_registry(main_results):
         assert f"\n{s.label} & " in table
 
 
-def test_report_modules_import_without_cycles():
-    """The report's modules form a chain: latex, grid -> report -> significance -> tables / language_tables."""
-    import ast
-
-    src = REPO / "src" / "hybridbatch"
-    order = ["latex", "grid", "report", "significance", "tables", "language_tables"]
-    for i, name in enumerate(order):
-        text = (src / f"{name}.py").read_text(encoding="utf-8")
-        assert len(text.splitlines()) <= 600, name
-        imported = set()
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                imported |= {node.module} if node.module else {a.name for a in node.names}
-        assert not imported & set(order[i:]), (name, imported & set(order[i:]))
-
-
 # ------------------------------------------------------------------------------------ training keys
 
 

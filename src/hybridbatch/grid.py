@@ -1,6 +1,6 @@
 """Which runs make each study of the report: the params file's ``grid`` / ``folds``, run names and run specs.
 
-Run names (PAPER.md §6, params.yaml ``grid`` / ``folds``; see :func:`run_name`):
+Run names (docs/PROTOCOL.md §1.6, params.yaml ``grid`` / ``folds``; see :func:`run_name`):
 
 * main table: ``<fold>-<strategy>-s<seed>``, the zero-shot encoder ``<fold>-zeroshot`` and the lexical
   baseline ``<fold>-bm25`` (monolingual setting only);

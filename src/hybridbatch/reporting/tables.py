@@ -225,7 +225,8 @@ def intervals_table(ci: pd.DataFrame, *, confidence: float = 0.95, n_resamples: 
 def load_reported(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: it holds the paper's reported numbers (see PAPER.md §5)")
+        raise FileNotFoundError(f"{path} is missing: it holds the paper's reported numbers (its Tables 1-2, "
+                                "arXiv 2408.10536; docs/PROTOCOL.md §7)")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 

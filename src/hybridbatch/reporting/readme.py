@@ -1,0 +1,258 @@
+"""The numbers of README.md, generated from the committed results: every result number the README shows sits in a
+``<!-- name -->...<!-- /name -->`` block that this module writes, so no number is typed by hand and two tables of
+the same runs cannot disagree (the alpha table's 0 / 0.5 / 1 columns and the main table's X-Y / Hybrid / X-X-mono
+cells are the same seed means of the same runs, from :func:`results.seed_summary`).
+
+    python -m hybridbatch.pipeline.study readme      # refreshes these blocks (and the study's status and costs)
+
+Blocks: ``main-table`` (mAP, mean +- sd over seeds: ``paper/tables/main.tex``), ``verdict`` (Hybrid minus each
+strategy and what the seed-aware test of ``paper/tables/significance.tex`` finds, the alpha sweep's test of
+``paper/tables/alpha_significance.tex``), ``alpha-table`` (the alpha sweep's seed means). The tests are the ones
+the report notebooks run (:func:`significance.significance_tests`, :func:`significance.alpha_tests`, the same
+resamples and seed), so every p here is the table's. ``tests/test_readme.py`` regenerates every block in memory
+and fails when the README differs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from hybridbatch import strategies
+from hybridbatch.grid import SETTING_LABELS, SETTINGS, dataset_label
+from hybridbatch.reporting import significance
+from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_summary, seeds_of, strategies_of,
+                                           study_results, summary_lookup)
+
+N_RESAMPLES = 10000  # as the report notebooks (notebooks/main.ipynb, notebooks/scaling.ipynb): the same p values
+ALPHA = 0.05
+DASH = "–"
+MINUS = "−"
+
+
+def num(value: float, digits: int = 3, *, sign: bool = False) -> str:
+    """``.777`` (no leading zero), ``+.011`` / ``−.007`` with ``sign``; ``–`` for a missing value; one decimal
+    from 10 on (rank distances)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    text = f"{abs(value):.{digits}f}" if abs(value) < 10 else f"{abs(value):.1f}"
+    if text.startswith("0."):
+        text = text[1:]
+    if sign:
+        return ("+" if value >= 0 or float(text) == 0 else MINUS) + text
+    return (MINUS if value < 0 and float(text) != 0 else "") + text
+
+
+def p_text(p: float) -> str:
+    """A p value: ``.76``, ``.0135``, ``< .001``."""
+    if p < 0.001:
+        return "< .001"
+    return num(p, 2 if p >= 0.1 else 4 if p < 0.05 else 3)
+
+
+def alpha_text(a: float) -> str:
+    """``0``, ``.25``, ``.5``, ``1``."""
+    return f"{a:g}" if a in (0.0, 1.0) else f"{a:g}".lstrip("0")
+
+
+def _cell(look: dict, ds: str, strategy: str, setting: str) -> str:
+    mean, sd, n = look.get((ds, strategy, f"map_{setting}"), (math.nan, math.nan, 0))
+    if math.isnan(mean):
+        return DASH
+    return num(mean) if n < 2 or math.isnan(sd) else f"{num(mean)} ± {num(sd)}"
+
+
+def main_table(results: pd.DataFrame) -> str:
+    """The main table (``paper/tables/main.tex`` without its marks): mAP per evaluation set and setting, mean ±
+    sample sd over seeds; reference rows (one run) without sd."""
+    datasets = datasets_of(results)
+    look = summary_lookup(seed_summary(results, [f"map_{s}" for s in SETTINGS]))
+    head = ["sampling"] + [f"{dataset_label(ds)} {SETTING_LABELS[s]}" if i == 0 else SETTING_LABELS[s]
+                           for ds in datasets for i, s in enumerate(SETTINGS)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for s in strategies_of(results):
+        label = strategies.label(s) + (" (α = .5)" if s == "hybrid" else "")
+        lines.append("| " + " | ".join([label] + [_cell(look, ds, s, st) for ds in datasets for st in SETTINGS]) + " |")
+    trained = results[results["strategy"].isin(strategies.TRAINED)]
+    seeds = seeds_of(results)
+    steps = sorted({int(v) for v in trained.get("steps", pd.Series(dtype=float)).dropna()})
+    lines += ["", f"mAP, mean ± sample sd over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+              + (f", {'/'.join(map(str, steps))} training steps a run" if steps else "")
+              + "; zero-shot and BM25 are single runs."]
+    return "\n".join(lines)
+
+
+def alpha_table(alpha_results: pd.DataFrame, reference: float = 0.5) -> str:
+    """The alpha sweep's seed means (mAP on the scaling fold's evaluation set), one column per alpha: the 0 /
+    ``reference`` / 1 columns are the X-Y / Hybrid / X-X-mono main runs, averaged as the main table averages them."""
+    if alpha_results.empty:
+        return "No alpha sweep in this configuration."
+    f = alpha_results.assign(alpha=alpha_results["alpha"].astype(float))
+    look = summary_lookup(seed_summary(f, [f"map_{s}" for s in SETTINGS], by=("alpha",)), by=("alpha",))
+    points = sorted(set(f["alpha"]))
+    names = {0.0: "xy", reference: "hybrid", 1.0: "xx"}
+    head = ["α"] + [alpha_text(a) + (f" ({strategies.label(names[a])})" if a in names else "") for a in points]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * len(points)]
+    for s in SETTINGS:
+        lines.append("| " + " | ".join([SETTING_LABELS[s]] + [num(look.get((a, f"map_{s}"), (math.nan,))[0])
+                                                              for a in points]) + " |")
+    seeds = sorted({int(v) for v in f["seed"].dropna()})
+    fold = str(f["fold"].iloc[0])
+    lines += ["", f"mAP on {dataset_label(str(f['eval_dataset'].iloc[0]))} (fold `{fold}`), mean over "
+              f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) (`paper/tables/scaling.tex`)."]
+    return "\n".join(lines)
+
+
+def _diff_table(sig: pd.DataFrame, datasets: list[str], target: str) -> list[str]:
+    head = [f"{strategies.label(target)} −"] + [f"{dataset_label(ds)} {SETTING_LABELS[s]}" if i == 0 else
+                                                 SETTING_LABELS[s] for ds in datasets for i, s in enumerate(SETTINGS)]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    marked = significance.is_significant(sig, ALPHA)
+    for b in strategies_of(pd.DataFrame({"strategy": sig["baseline"].unique()})):
+        cells = []
+        for ds in datasets:
+            for s in SETTINGS:
+                row = sig[(sig["baseline"] == b) & (sig["dataset"] == ds) & (sig["setting"] == s)]
+                if row.empty:
+                    cells.append(DASH)
+                    continue
+                r = row.iloc[0]
+                star = "**" if bool(marked.loc[row.index[0]]) else ""
+                cells.append(f"{star}{num(r['diff'], sign=True)}{star}")
+        lines.append("| " + " | ".join([strategies.label(b)] + cells) + " |")
+    return lines
+
+
+def _cells(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{dataset_label(r['dataset'])} {SETTING_LABELS[r['setting']]}" for r in rows.to_dict("records"))
+
+
+def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, target: str = "hybrid") -> str:
+    """What the main table's test and the alpha sweep's test find, in words whose every number and every
+    "significant" comes from ``sig`` (:func:`significance.significance_tests`) and ``alpha_sig``
+    (:func:`significance.alpha_tests`)."""
+    datasets = datasets_of(results)
+    seeds = seeds_of(results)
+    n = len(seeds)
+    t = strategies.label(target)
+    marked = significance.is_significant(sig, ALPHA)
+    lines = [f"Hybrid minus each strategy: differences of the main table's seed means (mAP). **Bold** = significant in "
+             f"`paper/tables/significance.tex`: the seed-aware paired test of `docs/statistics.md` "
+             f"({n} + {n} seeds kept apart, question ids as clusters, Holm over the table's {len(sig)} comparisons) "
+             f"gives p_Holm < {num(ALPHA, 2)} **and** all {n * n} seed pairings have one sign.", ""]
+    lines += _diff_table(sig, datasets, target)
+    lines.append("")
+    ahead_of, behind = {}, {}
+    for b in strategies_of(pd.DataFrame({"strategy": sig["baseline"].unique()})):
+        rows = sig[sig["baseline"] == b]
+        up = rows[marked.loc[rows.index] & (rows["diff"] > 0)]
+        down = rows[marked.loc[rows.index] & (rows["diff"] < 0)]
+        ahead_of[b], behind[b] = up, down
+        label = strategies.label(b)
+        if up.empty and down.empty:
+            lines.append(f"- *{t} vs {label}: no significant difference in any of the {len(rows)} cells* "
+                         f"(p_Holm ≥ {p_text(rows['p_holm'].min())}).")
+        else:
+            parts = []
+            if not up.empty:
+                parts.append(f"{t} significantly higher on {_cells(up)} (p_Holm {', '.join(p_text(p) for p in up['p_holm'])})")
+            if not down.empty:
+                parts.append(f"significantly lower on {_cells(down)} "
+                             f"(p_Holm {', '.join(p_text(p) for p in down['p_holm'])})")
+            rest = rows.drop(up.index.union(down.index))
+            tail = f"; no other cell is significant (p_Holm ≥ {p_text(rest['p_holm'].min())})" if not rest.empty else ""
+            lines.append(f"- *{t} vs {label}: {'; '.join(parts)}*{tail}.")
+    never_behind = all(d.empty for d in behind.values())
+    claimed = [b for b in ("xx", "xy") if b in ahead_of]
+    better = [strategies.label(b) for b in claimed if len(ahead_of[b]) == len(sig[sig["baseline"] == b])]
+    none_better = all(ahead_of[b].empty for b in claimed)
+    pairs = sorted({int(v) for v in results.loc[results["strategy"] == target, "steps"].dropna()})
+    summary = (f"- **Verdict** ({n} seeds" + (f", {'/'.join(map(str, pairs))} steps a run" if pairs else "") + "): "
+               + (f"{t} is never significantly behind any other strategy" if never_behind else
+                  f"{t} is significantly behind in {sum(len(d) for d in behind.values())} cells"))
+    if claimed:
+        names = " or ".join(strategies.label(b) for b in claimed)
+        if none_better:
+            summary += (f", but it is not shown better than {names} in any cell: the paper's \"better in all three "
+                        "settings at once\" is not borne out here.")
+        elif len(better) == len(claimed):
+            summary += f", and it is significantly better than {names} in every cell, as the paper claims."
+        else:
+            summary += (f"; it is significantly better than {names} in "
+                        f"{sum(len(ahead_of[b]) for b in claimed)} of {sum(len(sig[sig['baseline'] == b]) for b in claimed)} "
+                        "cells, not in all three settings at once as the paper claims.")
+    else:
+        summary += "."
+    lines.append(summary)
+    look = summary_lookup(seed_summary(results, ["map_mul"]))
+    if "xx-mixed" in set(results["strategy"]) and "zeroshot" in set(results["strategy"]):
+        mixed = [look.get((ds, "xx-mixed", "map_mul"), (math.nan,))[0] for ds in datasets]
+        zero = [look.get((ds, "zeroshot", "map_mul"), (math.nan,))[0] for ds in datasets]
+        below = all(m < z for m, z in zip(mixed, zero))
+        lines.append(f"- *Described, not tested*: {strategies.label('xx-mixed')} (every pair monolingual, languages mixed "
+                     f"in a batch) has Mul. {' / '.join(num(m) for m in mixed)} "
+                     f"({' / '.join(dataset_label(ds) for ds in datasets)}), "
+                     + ("below" if below else "against") + f" the zero-shot encoder's {' / '.join(num(z) for z in zero)}"
+                     + (": it learns to rank the query's language first (`paper/tables/bias.tex`)." if below else "."))
+    if not alpha_sig.empty:
+        amarked = significance.is_significant(alpha_sig, ALPHA)
+        ref = alpha_text(float(alpha_sig["reference"].iloc[0]))
+        if not amarked.any():
+            lines.append(f"- *α sweep: no α differs significantly from α = {ref}* in any of the {len(alpha_sig)} cells "
+                         f"of `paper/tables/alpha_significance.tex` (same test, Holm over its {len(alpha_sig)} "
+                         f"comparisons; p_Holm ≥ {p_text(alpha_sig['p_holm'].min())}).")
+        else:
+            hits = alpha_sig[amarked]
+            lines.append(f"- *α sweep*: significantly different from α = {ref} (`paper/tables/alpha_significance.tex`): "
+                         + ", ".join(f"α {alpha_text(r['alpha'])} {SETTING_LABELS[r['setting']]} {num(r['diff'], sign=True)} "
+                                     f"(p_Holm {p_text(r['p_holm'])})" for r in hits.to_dict("records")) + ".")
+    return "\n".join(lines)
+
+
+def readme_blocks(root: str | os.PathLike, params: dict, *, n_resamples: int = N_RESAMPLES) -> dict[str, str]:
+    """Every generated block of README.md, from ``root/results`` and ``params`` (nothing is written)."""
+    results_dir = Path(root) / "results"
+    main = study_results(results_dir, params, "main")
+    alpha = study_results(results_dir, params, "alpha").sort_values("alpha", kind="stable")
+    sig = significance.significance_tests(results_dir, params, "hybrid", n_resamples=n_resamples)
+    alpha_sig = significance.alpha_tests(results_dir, params, alpha, n_resamples=n_resamples)
+    return {"main-table": main_table(main), "verdict": verdict(main, sig, alpha_sig), "alpha-table": alpha_table(alpha, float(params["train"]["alpha"]))}
+
+
+def fill_blocks(text: str, blocks: Mapping[str, str], source: str = "README") -> str:
+    """``text`` with every ``<!-- name -->...<!-- /name -->`` block of ``blocks`` replaced by its new content; a
+    block missing from ``text`` is an error (nothing is written half-way)."""
+    for name, body in blocks.items():
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        i, j = text.find(start), text.find(end)
+        if i < 0 or j < i:
+            raise SystemExit(f"error: {source}: no block {start} ... {end} to fill")
+        text = text[:i + len(start)] + "\n" + body.rstrip("\n") + "\n" + text[j:]
+    return text
+
+
+def generated_files(root: str | os.PathLike, params: dict,
+                    extra: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+    """``{path relative to root: new text}`` for README.md (:func:`readme_blocks`) and every file of ``extra``
+    (``{path: {block: text}}``, e.g. the study's status in docs/STUDY.md and costs in docs/COSTS.md)."""
+    root = Path(root)
+    wanted: dict[str, dict[str, str]] = {"README.md": readme_blocks(root, params)}
+    for path, blocks in (extra or {}).items():
+        wanted.setdefault(path, {}).update(blocks)
+    return {path: fill_blocks((root / path).read_text(encoding="utf-8"), blocks, path)
+            for path, blocks in wanted.items()}
+
+
+def write(root: str | os.PathLike, params: dict, extra: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+    """Write :func:`generated_files` (only the files whose text changed); return the paths written."""
+    written = []
+    for path, text in generated_files(root, params, extra).items():
+        target = Path(root) / path
+        if target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written

@@ -1,0 +1,158 @@
+"""README.md is a landing page whose numbers are generated: every ``<!-- name -->...<!-- /name -->`` block of README.md
+and docs/*.md is regenerated here, in memory, from the committed ``results/``, ``dvc.lock``, ``docs/timings.tsv``
+and ``params.yaml`` (hybridbatch.reporting.readme, hybridbatch.pipeline.study), and must equal the committed text;
+no result number stands outside those blocks; the README stays under 12 KB; two tables of the same runs agree;
+and every relative link or path the README and docs/ name exists in the repository."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers.tiny import REPO
+from hybridbatch.params import read_params
+from hybridbatch.pipeline import study
+from hybridbatch.reporting import readme
+
+MAX_README_BYTES = 12 * 1024
+BLOCK = re.compile(r"<!-- ([\w-]+) -->\n?(.*?)<!-- /\1 -->", re.S)
+DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
+
+
+def _blocks(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in BLOCK.finditer(text)}
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """``{path: regenerated text}`` of every file with generated blocks (the significance tests run once: ~10 s)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)  # the study's status and costs read dvc.lock and docs/timings.tsv relative to the repository
+        params = read_params(REPO / "params.yaml")
+        return readme.generated_files(REPO, params, study.generated_blocks(params))
+
+
+def test_every_generated_block_equals_its_regeneration_from_the_committed_results(generated):
+    """A number typed by hand, or results changed without ``python -m hybridbatch.pipeline.study readme``, fails."""
+    stale = []
+    for path, text in generated.items():
+        have, want = _blocks((REPO / path).read_text(encoding="utf-8")), _blocks(text)
+        for name in want:
+            if have.get(name, "").strip() != want[name].strip():
+                stale.append(f"{path}: block {name}")
+    assert not stale, ("stale generated blocks (run `python -m hybridbatch.pipeline.study readme`): "
+                       + "; ".join(stale))
+
+
+def test_every_marker_block_is_a_generated_one(generated):
+    """No hand-filled ``<!-- x -->`` block that looks generated but is not."""
+    for doc in DOCS:
+        rel = str(doc.relative_to(REPO))
+        names = set(_blocks(doc.read_text(encoding="utf-8")))
+        assert names <= set(_blocks(generated.get(rel, ""))), f"{rel}: blocks {sorted(names)} not all generated"
+    assert {"main-table", "verdict", "alpha-table"} <= set(_blocks(generated["README.md"]))
+
+
+def test_no_result_number_outside_the_generated_blocks():
+    """Outside its generated blocks the README holds no decimal (mAP, p value, difference): those drift."""
+    text = BLOCK.sub("", (REPO / "README.md").read_text(encoding="utf-8"))
+    stray = re.findall(r"(?<![\w.])[−+-]?0?\.\d{2,}\b", text)  # .777, 0.777, +.011; not 2408.10536
+    assert not stray, f"README.md: numbers outside generated blocks: {stray}"
+
+
+def test_readme_is_a_landing_page():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= MAX_README_BYTES
+    # another engineer's section sits between these markers; the CI and users' commands are verbatim
+    assert text.index("<!-- own-data:start -->") < text.index("<!-- own-data:end -->")
+    assert "## Use it on your own data" in text
+    for command in ("bash setup.sh && . .venv/bin/activate && dvc repro",
+                    "bash setup.sh && . .venv/bin/activate && pytest",
+                    "dvc repro --force --single-item curves report_main report_per_language report_bias "
+                    "report_scaling paper"):
+        assert command in text
+    assert "bash setup.sh && . .venv/bin/activate && pytest" in (REPO / ".ci" / "run").read_text()
+
+
+def _table(block: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
+            if line.startswith("|") and not line.startswith("|---")]
+
+
+def test_the_alpha_tables_end_points_are_the_main_tables_cells():
+    """alpha 0 / .5 / 1 are the X-Y / Hybrid / X-X-mono main runs: the same seed means, digit for digit (the
+    alpha table once said Cr. .675 / Mul. .557 where the main table's same runs gave .674 / .556)."""
+    blocks = _blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    main, alpha = _table(blocks["main-table"]), _table(blocks["alpha-table"])
+    params = read_params(REPO / "params.yaml")
+    fold = params["grid"]["scaling_fold"]
+    dataset = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}[params["folds"][fold]["eval"]]
+    head = main[0]
+    first = next(i for i, h in enumerate(head) if h.startswith(dataset))
+    rows = {r[0].split(" (")[0]: r for r in main[1:]}
+    columns = {h.split(" (")[1].rstrip(")"): i for i, h in enumerate(alpha[0]) if "(" in h}
+    assert set(columns) == {"X-Y", "Hybrid", "X-X-mono"}
+    for k, setting in enumerate(("Mo.", "Cr.", "Mul.")):
+        arow = next(r for r in alpha[1:] if r[0] == setting)
+        for label, col in columns.items():
+            assert arow[col] == rows[label][first + k].split(" ±")[0], (label, setting)
+
+
+def _ignored(rel: str) -> bool:
+    """A path git ignores (a DVC output, logs, build products): named in docs but absent from a clean clone."""
+    parts = [p for p in rel.split("/") if p]
+    for i in range(len(parts)):
+        gi = REPO.joinpath(*parts[:i]) / ".gitignore"
+        if not gi.is_file():
+            continue
+        verdict = None
+        for line in gi.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            pattern = line.lstrip("!").strip("/")
+            n = pattern.count("/") + 1
+            if len(parts) - i >= n and fnmatch.fnmatch("/".join(parts[i:i + n]), pattern):
+                verdict = not negate
+        if verdict is not None:
+            return verdict
+    return False
+
+
+PLACEHOLDER = re.compile(r"[<>*{}…]|\.\.\.")
+BASES = ("", "src/", "src/hybridbatch/", "src/stages/")  # repository root; package-relative; stage scripts
+
+
+def _named_paths(doc: Path) -> set[str]:
+    text = doc.read_text(encoding="utf-8")
+    links = {m for m in re.findall(r"\]\(([^)#\s]+)", text) if not re.match(r"[a-z]+:", m)}
+    ticks = {t.rstrip(",.;:") for t in re.findall(r"`([^`\s]+)`", text)}
+    ticks = {t for t in ticks if "/" in t and not re.match(r"[a-z]+:|--|\w+@", t)}
+    return {p for p in links | ticks if not PLACEHOLDER.search(p)}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: str(d.relative_to(REPO)))
+def test_every_path_named_exists(doc):
+    """Markdown links resolve from the file's folder; a path in backticks from the repository root (or, in the
+    architecture tables, from src/, the package or the stage scripts); ``file::test`` names a test that exists."""
+    missing = []
+    for name in sorted(_named_paths(doc)):
+        rel, _, test = name.rstrip("/").partition("::")
+        if test:
+            source = REPO / rel
+            if not (source.is_file() and re.search(rf"def {re.escape(test)}\(", source.read_text(encoding="utf-8"))):
+                missing.append(name)
+            continue
+        candidates = [(doc.parent / rel).resolve()] + [REPO / base / rel for base in BASES]
+        if any(c.exists() for c in candidates):
+            continue
+        in_repo = [str(c.resolve().relative_to(REPO.resolve())) for c in candidates
+                   if c.resolve().is_relative_to(REPO.resolve())]
+        if any(_ignored(r) for r in in_repo):
+            continue
+        missing.append(name)
+    assert not missing, f"{doc.relative_to(REPO)} names paths the repository does not hold: {missing}"

@@ -30,7 +30,14 @@ def test_every_section_of_the_committed_params_is_valid():
 
 @pytest.mark.parametrize("name, key, value, expect", [
     ("evaluate", "sample_fracton", 0.1, "evaluate.sample_fracton: unknown key (value 0.1)"),
-    ("evaluate", "sample_fraction", "1e-1", "evaluate.sample_fraction: Input should be a valid number (got '1e-1')"),
+    ("evaluate", "sample_fraction", "inf", "evaluate.sample_fraction: Input should be a valid number (got 'inf')"),
+    ("evaluate", "sample_fraction", "1e-1x", "evaluate.sample_fraction: Input should be a valid number (got '1e-1x')"),
+    ("train", "temperature", "1e999", "train.temperature: Input should be a valid number (got '1e999')"),
+    ("train", "lr", float("nan"), "train.lr: a non-finite number is never a valid setting (got nan)"),
+    ("bm25", "k1", float("inf"), "bm25.k1: a non-finite number is never a valid setting (got inf)"),
+    ("grid", "seeds", [13, 14, 13], "grid: seeds: 13 repeated (got [13, 14, 13])"),
+    ("grid", "scaling_seeds", [-1], "grid: scaling_seeds: seed -1 < 0"),
+    ("evaluate", "sample_seed", -1, "evaluate.sample_seed: Input should be greater than or equal to 0 (got -1)"),
     ("evaluate", "sample_fraction", 0.0, "evaluate.sample_fraction: Input should be greater than 0 (got 0.0)"),
     ("evaluate", "candidate_text", "paragraph", "evaluate.candidate_text: Input should be 'sentence' or"),
     ("evaluate", "max_tokens", -1, "evaluate.max_tokens: Input should be greater than or equal to 64 (got -1)"),
@@ -50,6 +57,38 @@ def test_bad_values_are_one_line_naming_key_and_value(tmp_path, name, key, value
         section(path, name)
     message = str(err.value)
     assert "\n" not in message and message.startswith(str(path)) and expect in message, message
+
+
+def test_float_spellings_dvc_writes_are_numbers(tmp_path):
+    """`dvc exp run -S train.lr=3e-6` writes `lr: 3e-06`, a string under YAML 1.1: a finite float spelling."""
+    text = (REPO / "params.yaml").read_text()
+    for old, new in (("  lr: 3.0e-5 ", "  lr: 3e-06 "), ("  k1: 0.9 ", "  k1: 1e+0 "), ("  b: 0.4", "  b: '.5'")):
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert read_params(path)["train"]["lr"] == "3e-06"  # what PyYAML (YAML 1.1) reads
+    assert section(path, "train").lr == 3e-06 and type(section(path, "train").lr) is float
+    assert (section(path, "bm25").k1, section(path, "bm25").b) == (1.0, 0.5)
+    with pytest.raises(ParamsError, match=r"train\.steps: Input should be a valid integer \(got '1e2'\)"):
+        section(_params(tmp_path, lambda p: p["train"].__setitem__("steps", "1e2")), "train")  # ints stay strict
+
+
+def test_non_finite_yaml_floats_anywhere_are_refused(tmp_path):
+    text = (REPO / "params.yaml").read_text().replace("  grad_clip: 1.0 ", "  grad_clip: .inf ", 1)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    for name in ("train", "bm25"):  # the file is refused whichever section a stage reads
+        with pytest.raises(ParamsError, match=r"train\.grad_clip: a non-finite number .* \(got inf\)"):
+            section(path, name)
+
+
+def test_duplicate_keys_are_refused_naming_file_key_and_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("bm25:\n  prepared_dir: d\n  k1: 0.9\n  b: 0.4\n  k1: 1.5\n")
+    with pytest.raises(ParamsError) as err:
+        section(path, "bm25")
+    assert str(err.value) == f"{path}: duplicate key 'k1' on line 5 (first on line 3) (DVC refuses the file too)"
 
 
 def test_a_missing_key_and_a_missing_section_are_named(tmp_path):
@@ -74,7 +113,7 @@ def _stage(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProce
 
 @pytest.mark.parametrize("script, args, section_name, key, value", [
     ("evaluate.py", ["--run", "r", "--model", "models/none", "--fold", "mlqa2xquad"], "evaluate", "sample_fracton", 0.1),
-    ("baseline_bm25.py", ["--run", "r", "--fold", "mlqa2xquad"], "bm25", "k1", "high"),
+    ("bm25.py", ["--run", "r", "--fold", "mlqa2xquad"], "bm25", "k1", "high"),
     ("train.py", ["--run", "r", "--fold", "mlqa2xquad", "--strategy", "xx", "--seed", "1"], "train", "lr", -1.0),
     ("miracl.py", ["--run", "r", "--model", "models/none"], "miracl", "max_tokens", 0),
 ])
@@ -90,10 +129,13 @@ def test_train_stage_data_fit_errors_are_one_line(tmp_path):
     """A batch larger than the answer groups, and a fold whose languages are not in the data."""
     from helpers.tiny import make_prepared
 
+    from helpers.tiny import make_tiny_model
+
     prepared = make_prepared(tmp_path / "prepared")
+    model = make_tiny_model(tmp_path / "model")  # the base checkpoint is checked (config only) before the data
 
     def edit(p, batch_size=4, order=None):
-        p["train"].update({"prepared_dir": str(prepared), "base_model": str(tmp_path / "no-model"),
+        p["train"].update({"prepared_dir": str(prepared), "base_model": str(model),
                            "batch_size": batch_size, "steps": 2})
         if order:
             p["folds"]["mlqa2xquad"]["language_order"] = order

@@ -10,13 +10,13 @@ Layout, bottom floor first (a module imports only from its own floor or below; d
                                                and the experiment grid
     sampling/    pools, samplers, build, rows -- batch samplers (numpy only); rows: over a user's own rows
     data/        raw, training, sources     -- vendored data, the questions a run trains on, extra sources
-    model/       encoder, e5import, hub, card
+    model/       encoder, e5import, e5s1, hub, card, card_facts, card_sections (+ card_template.md)
     training/    losses, gradcache, distributed, checkpoints, loop
-    evaluation/  metrics, lareqa, any_model, bm25, tatoeba, miracl, cache
+    evaluation/  metrics, lareqa, any_model, bm25, tatoeba, miracl, miracl_corpus, cache
     stats/       inference, seeded, simulation
     reporting/   results, significance, latex, tables, language_tables, curves, readme
     integrations/ sentence_transformers -- the strategy batch sampler, trainer and evaluator for sentence-transformers
-    pipeline/    plan, workers, study, quickcheck, deps
+    pipeline/    plan, workers, dvcrun, study, quickcheck, deps
 """
 
 __version__ = "0.1.0"

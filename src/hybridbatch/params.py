@@ -1,9 +1,13 @@
 """Reading ``params.yaml``: the one reader and the one validator of every section.
 
 One section per stage (iterative/example-get-started style). Every section is a pydantic model with
-``extra="forbid"`` and strict types: an unknown key, a value of the wrong type (``sample_fraction: 1e-1`` is
-a *string* in YAML 1.1) or out of range is a one-line ``error:`` naming the file, the key and the value,
-before a stage does any work (:func:`section` / :func:`load_section`).
+``extra="forbid"`` and strict types: an unknown key, a value of the wrong type or out of range is a one-line
+``error:`` naming the file, the key and the value, before a stage does any work (:func:`section` /
+:func:`load_section`). A float field also takes the spellings ``dvc exp run -S`` writes (``3e-06`` is a
+*string* in YAML 1.1) when they parse as a finite number. The reader refuses duplicated keys (as DVC does)
+and any non-finite float (``.inf``, ``.nan``) anywhere in the file. :func:`validate_all` checks the whole
+file at once (the ``validate`` stage, which every other stage depends on, so that DVC stops before it
+removes any output).
 
 The ``execution`` section holds *how* a stage runs (threads, processes, checkpoint interval, cache
 directory): no stage declares it as a DVC param and no tracked output records it, so changing it leaves
@@ -14,14 +18,16 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Iterable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 
 class ParamsError(ValueError):
@@ -30,14 +36,59 @@ class ParamsError(ValueError):
 
 # ------------------------------------------------------------------------------------------- the reader
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"duplicate key {key!r} on line {line} (first on line {first})")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last; DVC refuses)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)):  # an unhashable key: SafeConstructor reports it
+                    if key in seen:
+                        raise _DuplicateKey(key, line, seen[key])
+                    seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicated keys (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 -- a SafeLoader subclass
+
+
+def _non_finite(tree: Any, where: str = "") -> tuple[str, float] | None:
+    """The first ``(dotted key, value)`` of a non-finite float in ``tree``, or None."""
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return where, tree
+    items: Iterable = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}[{key}]" if isinstance(tree, list) else f"{where}.{key}".lstrip("."))
+        if found:
+            return found
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _read(path: str, mtime_ns: int) -> dict[str, Any]:
     try:
-        params = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        params = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
+    except _DuplicateKey as exc:
+        raise ParamsError(f"{path}: {exc} (DVC refuses the file too)") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    found = _non_finite(params)
+    if found:
+        raise ParamsError(f"{path}: {found[0]}: a non-finite number is never a valid setting (got {found[1]!r})")
     return params
 
 
@@ -65,6 +116,8 @@ def _describe(path: str | os.PathLike, name: str, exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{path}: {key}: missing"
     msg = err["msg"].removeprefix("Value error, ")
+    if not err["loc"]:  # a check across the section's keys: its message names the key and the value
+        return f"{path}: {key}: {msg}"
     return f"{path}: {key}: {msg} (got {err['input']!r})"
 
 
@@ -87,6 +140,50 @@ def section(path: str | os.PathLike, name: str):
     return model
 
 
+def validate_all(path: str | os.PathLike, *, strategies: Iterable[str] | None = None,
+                 datasets: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every section of the params file validated, and the checks across sections; :class:`ParamsError`.
+
+    ``strategies``: the trainable strategy names (``grid.strategies`` / ``scaling_strategies`` must be among
+    them); ``datasets``: the known dataset names (``prepare.datasets`` keys must be among them, and every
+    fold trains and evaluates on prepared datasets -- ``prepare.datasets``, or all known ones when null).
+    The caller passes the registries, so that this module imports nothing of the project.
+    """
+    params = read_params(path)
+    unknown = sorted(set(params) - set(SECTIONS) - {"folds"})
+    if unknown:
+        raise ParamsError(f"{path}: unknown section(s) {unknown}; known: {sorted([*SECTIONS, 'folds'])}")
+    models = {name: section(path, name) for name in SECTIONS}
+    try:
+        folds = {name: load_fold(path, name) for name in _raw_section(path, "folds")}
+    except FoldError as exc:
+        raise ParamsError(str(exc)) from None
+    grid, prepare = models["grid"], models["prepare"]
+    if strategies is not None:
+        for key in ("strategies", "scaling_strategies"):
+            for name in getattr(grid, key):
+                if name not in set(strategies):
+                    raise ParamsError(f"{path}: grid.{key}: unknown strategy {name!r} (trainable: "
+                                      f"{', '.join(strategies)})")
+    if datasets is not None:
+        known = list(datasets)
+        for name in prepare.datasets or {}:
+            if name not in known:
+                raise ParamsError(f"{path}: prepare.datasets: unknown dataset {name!r} (known: {', '.join(known)})")
+        prepared = list(prepare.datasets) if prepare.datasets is not None else known
+        for fold in folds.values():
+            for key in ("train", "eval"):
+                if getattr(fold, key) not in prepared:
+                    raise ParamsError(f"{path}: folds.{fold.name}.{key}: dataset {getattr(fold, key)!r} is not "
+                                      f"prepared (prepare.datasets: {', '.join(prepared)})")
+    order = folds[grid.scaling_fold].language_order
+    for n in grid.n_languages:
+        if n > len(order):
+            raise ParamsError(f"{path}: grid.n_languages: {n} > the {len(order)} languages of "
+                              f"folds.{grid.scaling_fold}.language_order")
+    return models
+
+
 def load_section(path: str | os.PathLike, name: str) -> dict[str, Any]:
     """:func:`section` as a plain dict, for stage scripts: a bad section exits with a one-line ``error:``."""
     try:
@@ -103,8 +200,24 @@ def fail(exc: BaseException | str) -> "NoReturn":  # noqa: F821
 
 # ------------------------------------------------------------------------------------------ the sections
 
+_FLOAT_SPELLING = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _float_spelling(value: Any) -> Any:
+    """``"3e-06"`` -> 3e-06: a float as ``dvc exp run -S`` writes it (a string under YAML 1.1); else unchanged."""
+    if isinstance(value, str) and _FLOAT_SPELLING.fullmatch(value.strip()):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    return value
+
+
+#: a finite float field: also takes the string spellings of a finite float (``3e-06``, ``1e+3``)
+Float = Annotated[float, BeforeValidator(_float_spelling)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class PrepareParams(_Section):
@@ -134,12 +247,22 @@ class GridParams(_Section):
     scaling_strategies: list[str]
     layers: list[int]
     n_languages: list[int]
-    alphas: list[float]
+    alphas: list[Float]
 
     @model_validator(mode="after")
     def _ranges(self) -> "GridParams":
-        # strategy names are checked against hybridbatch.strategies where they are used (train stage,
-        # report): params.py imports nothing of the project, so every stage does not depend on the samplers
+        # strategy names are checked against the registry by :func:`validate_all` (given the names):
+        # params.py imports nothing of the project, so every stage does not depend on the registry
+        for key in ("folds", "strategies", "seeds", "scaling_seeds", "scaling_strategies", "layers",
+                    "n_languages", "alphas"):
+            values = getattr(self, key)
+            repeated = sorted({str(v) for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{key}: {', '.join(repeated)} repeated (got {values}); each run must be distinct")
+        for key in ("seeds", "scaling_seeds"):
+            for seed in getattr(self, key):
+                if seed < 0:
+                    raise ValueError(f"{key}: seed {seed} < 0 (seeds are non-negative integers)")
         for a in self.alphas:
             if not 0.0 <= a <= 1.0:
                 raise ValueError(f"alphas: {a} is not in [0, 1]")
@@ -157,27 +280,27 @@ class TrainHyper(_Section):
 
     sources: list[dict] | None = None
     source_sampling: Literal["proportional", "uniform"] = "proportional"
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
+    alpha: Float = Field(0.5, ge=0.0, le=1.0)
     alpha_schedule: Literal["exact", "coin"] = "exact"
     language_sampling: Literal["uniform", "proportional"] = "uniform"
     xy_sampling: Literal["pairs", "language-pairs", "languages"] = "pairs"
     batch_size: int = Field(32, ge=2)
     steps: int = Field(120, ge=1)
-    lr: float = Field(3e-5, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    lr: Float = Field(3e-5, gt=0)
+    weight_decay: Float = Field(0.01, ge=0)
     warmup_steps: int = Field(12, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    temperature: float = Field(0.05, gt=0)
+    grad_clip: Float = Field(1.0, gt=0)
+    temperature: Float = Field(0.05, gt=0)
     negatives: Literal["in-batch", "paper"] = "in-batch"
     hard_negatives: int = Field(0, ge=0)
     max_query_length: int = Field(64, ge=8)
     max_passage_length: int = Field(128, ge=8)
     freeze_word_embeddings: bool = False
-    dropout: float | None = Field(None, ge=0.0, lt=1.0)
+    dropout: Float | None = Field(None, ge=0.0, lt=1.0)
     chunk_tokens: int = Field(1024, ge=64)
     grad_cache_chunk: int | None = Field(None, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
-    val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    val_fraction: Float = Field(0.05, ge=0.0, lt=1.0)
     val_batches: int = Field(4, ge=0)
     eval_every: int = Field(40, ge=1)
     keep_best: bool = True
@@ -197,11 +320,11 @@ class TrainConfig(TrainHyper):
     """Everything one training run reads: the hyperparameters, its data selection and seed (from the grid),
     and the execution settings ``threads`` / ``checkpoint_every`` (which never change its result)."""
 
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, allow_inf_nan=False)
 
     dataset: str = "mlqa_r"
     languages: list[str] | None = None
-    seed: int = 13
+    seed: int = Field(13, ge=0)
     threads: int | None = Field(None, ge=1)
     checkpoint_every: int = Field(40, ge=1)
 
@@ -215,8 +338,8 @@ class EvaluateParams(_Section):
     candidate_text: Literal["sentence", "sentence+context"] = "sentence"
     max_length: int = Field(128, ge=8)
     max_tokens: int = Field(2048, ge=64)
-    sample_fraction: float = Field(1.0, gt=0.0, le=1.0)
-    sample_seed: int = 0
+    sample_fraction: Float = Field(1.0, gt=0.0, le=1.0)
+    sample_seed: int = Field(0, ge=0)
     tatoeba_pairs: int | None = Field(None, ge=1)
     tatoeba_prefix: Literal["query", "passage"] = "query"
 
@@ -231,8 +354,8 @@ class MiraclParams(_Section):
 
 class Bm25Params(_Section):
     prepared_dir: str
-    k1: float = Field(0.9, ge=0.0)
-    b: float = Field(0.4, ge=0.0, le=1.0)
+    k1: Float = Field(0.9, ge=0.0)
+    b: Float = Field(0.4, ge=0.0, le=1.0)
 
 
 class ExecutionParams(_Section):
@@ -334,7 +457,10 @@ def overlay_overrides(overlay_path: str | os.PathLike, params_path: str | os.Pat
     values are written as one-line YAML (floats keep their dot, ``3.0e-05``, so YAML 1.1 and 1.2 parsers
     both read a number).
     """
-    overlay = yaml.safe_load(Path(overlay_path).read_text(encoding="utf-8")) or {}
+    try:
+        overlay = load_yaml(Path(overlay_path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"error: {overlay_path}: {' '.join(str(exc).split())}") from None
     params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8")) or {}
     out = []
     for path, value in _flatten(overlay).items():

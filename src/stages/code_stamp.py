@@ -26,7 +26,7 @@ def declared_deps(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     stages = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
     if stage not in stages:
         raise KeyError(f"{dvc_yaml}: no stage {stage!r}")
-    return [d for d in stages[stage].get("deps", []) if isinstance(d, str)]
+    return [d for d in stages[stage].get("deps", []) if isinstance(d, str) and d.startswith("src/")]  # code only
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.base} is not a checkpoint directory (no config.json); run `dvc repro import_model`",
               file=sys.stderr)
         return 2
-    encoder = DualEncoder(args.base)
     try:
+        encoder = DualEncoder(args.base)  # EncoderError (a ValueError): weights that cannot be loaded
         encoder.keep_layers(args.layers)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,12 +21,14 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from hybridbatch.params import (FoldError, ParamsError, TrainConfig, fail, load_fold, section, setup_logging)
 from hybridbatch.records import RunRecord
 from hybridbatch.strategies import TRAINED
+from hybridbatch.model.encoder import EncoderError, check_checkpoint, check_max_length
 from hybridbatch.training.loop import train
 from hybridbatch.data.training import DataFitError
 
@@ -44,20 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
+    if args.alpha is not None and args.strategy != "hybrid":
+        fail(f"--alpha only applies to --strategy hybrid (got {args.strategy})")
     try:
         params = section(args.params, "train")
         execution = section(args.params, "execution")
         fold = load_fold(args.params, args.fold)
         languages = fold.first_languages(args.n_languages)
-    except (ParamsError, FoldError) as exc:
+        check_inputs(args, params)
+    except (ParamsError, FoldError, EncoderError) as exc:
         fail(exc)
     if execution.processes > 1 and "WORLD_SIZE" not in os.environ:  # data parallel: relaunch under torchrun
         # "--": torchrun's parser would otherwise take this script's --run for an abbreviation of its --run-path
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={execution.processes}",
                "--", os.path.abspath(__file__), *(sys.argv[1:] if argv is None else argv)]
         return subprocess.call(cmd)
-    if args.alpha is not None and args.strategy != "hybrid":
-        fail(f"--alpha only applies to --strategy hybrid (got {args.strategy})")
     hyper = params.model_dump(exclude={"base_model", "prepared_dir"})
     if args.alpha is not None:
         hyper["alpha"] = args.alpha
@@ -72,12 +75,31 @@ def main(argv: list[str] | None = None) -> int:
     run = RunRecord(run=args.run, strategy=args.strategy, fold=args.fold, train_dataset=fold.train,
                     eval_dataset=fold.eval, seed=args.seed, n_languages=args.n_languages, base_model=base)
     try:
-        train(base, params.prepared_dir, args.strategy, cfg, out_dir=f"models/{args.run}",
-              live_dir=f"results/{args.run}/training", checkpoint_dir=f"checkpoints/{args.run}", run=run,
-              timing_path=f"logs/train/{args.run}.json")
-    except DataFitError as exc:
+        done = train(base, params.prepared_dir, args.strategy, cfg, out_dir=f"models/{args.run}",
+                     live_dir=f"results/{args.run}/training", checkpoint_dir=f"checkpoints/{args.run}", run=run,
+                     timing_path=f"logs/train/{args.run}.json")
+    except (DataFitError, EncoderError) as exc:
         fail(f"run {args.run}: {exc}")
+    if done.get("validation") and os.environ.get("RANK", "0") == "0":  # once, not per data-parallel process
+        last = done["validation"][-1]
+        print(f"models/{args.run}: {done['steps']} steps in {done['train_seconds'] / 60:.1f} min, kept step "
+              f"{done['config']['best_step']}; validation loss {last['val_loss']:.4f} at step {last['step']} "
+              f"(monolingual and cross-lingual curves: results/{args.run}/training)", flush=True)
     return 0
+
+
+def check_inputs(args: argparse.Namespace, params) -> None:
+    """The run's inputs, before any work: a seed numpy and torch accept, the prepared tables, the base checkpoint
+    (its config only) and the token lengths it can serve; :class:`ParamsError` / :class:`EncoderError` otherwise."""
+    if args.seed < 0:
+        raise ParamsError(f"--seed: {args.seed} < 0 (seeds are non-negative integers)")
+    if not (Path(params.prepared_dir) / "questions.parquet").is_file():
+        raise ParamsError(f"{args.params}: train.prepared_dir: {params.prepared_dir!r} has no questions.parquet "
+                          "(run `dvc repro prepare`)")
+    base = args.base or params.base_model
+    config = check_checkpoint(base, what="--base" if args.base else f"{args.params}: train.base_model")
+    for key in ("max_query_length", "max_passage_length"):
+        check_max_length(base, config, getattr(params, key), what=f"{args.params}: train.{key}")
 
 
 if __name__ == "__main__":

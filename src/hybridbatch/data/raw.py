@@ -171,9 +171,11 @@ def _parse_json(path: Path) -> Any:
         raise DataError(path, f"invalid JSON: {e.msg}", record=f"line {e.lineno} column {e.colno}") from e
 
 
-def _sentence_breaks(where: _Where, paragraph: dict, n_chars: int) -> list[tuple[int, int]]:
-    """Validated ``sentence_breaks``: ``[start, end]`` ints, ``0 <= start < end <= n_chars``, in order."""
+def _sentence_breaks(where: _Where, paragraph: dict, context: str) -> list[tuple[int, int]]:
+    """Validated ``sentence_breaks``: ``[start, end]`` ints, ``0 <= start < end <= len(context)``, in order,
+    each slice of the context holding some text."""
     breaks: list[tuple[int, int]] = []
+    n_chars = len(context)
     for i, pair in enumerate(where.get(paragraph, "sentence_breaks", list)):
         field = f"sentence_breaks[{i}]"
         if not isinstance(pair, list) or len(pair) != 2:
@@ -184,14 +186,19 @@ def _sentence_breaks(where: _Where, paragraph: dict, n_chars: int) -> list[tuple
                                      f"(length {n_chars})")
         if breaks and start < breaks[-1][1]:
             raise where.error(field, f"[{start}, {end}] overlaps or precedes the previous break {list(breaks[-1])}")
+        if not context[start:end].strip():
+            raise where.error(field, f"[{start}, {end}] is an empty or whitespace-only sentence "
+                                     f"{context[start:end]!r}")
         breaks.append((start, end))
     if not breaks:
         raise where.error("sentence_breaks", "no sentences")
     return breaks
 
 
-def _answer_sentence(where: _Where, qa: dict, breaks: list[tuple[int, int]], n_chars: int) -> int:
-    """Index of the first break containing the first answer's ``answer_start`` (all answers checked)."""
+def _answer_sentence(where: _Where, qa: dict, breaks: list[tuple[int, int]], context: str) -> int:
+    """Index of the first break containing the first answer's ``answer_start`` (all answers checked: each
+    answer's text is non-blank and stands in the context at its ``answer_start``)."""
+    n_chars = len(context)
     answers = where.get(qa, "answers", list)
     if not answers:
         raise where.error("answers", "no answer")
@@ -199,13 +206,19 @@ def _answer_sentence(where: _Where, qa: dict, breaks: list[tuple[int, int]], n_c
     for i, answer in enumerate(answers):
         prefix = f"answers[{i}]."
         where.check(answer, dict, f"answers[{i}]")
-        where.get(answer, "text", str, prefix)
+        text = where.get(answer, "text", str, prefix)
         start = where.get(answer, "answer_start", int, prefix)
         if not 0 <= start < n_chars:
             raise where.error(prefix + "answer_start", f"{start} is outside the context (length {n_chars})")
         hit = next((s for s, (b, e) in enumerate(breaks) if b <= start < e), None)
         if hit is None:
             raise where.error(prefix + "answer_start", f"{start} is in no sentence break")
+        if not text.strip():
+            raise where.error(prefix + "text", f"empty or whitespace-only answer {text!r}")
+        if context[start:start + len(text)] != text:
+            place = "elsewhere in the context" if text in context else "absent from the context"
+            raise where.error(prefix + "text", f"{text!r} is not at answer_start {start} ({place}; found "
+                                               f"{context[start:start + len(text)]!r})")
         sentences.append(hit)
     return sentences[0]
 
@@ -237,7 +250,7 @@ def load_lareqa(path: str | Path, dataset: str, lang: str) -> tuple[pd.DataFrame
             n_paragraphs += 1
             where = _Where(path, f"article {title!r} > paragraph {p}")
             context = where.get(paragraph, "context", str)
-            breaks = _sentence_breaks(where, paragraph, len(context))
+            breaks = _sentence_breaks(where, paragraph, context)
             slices = [context[b:e] for b, e in breaks]
             candidates.extend((dataset, lang, f"{lang}:{p}:{s}", text, context) for s, text in enumerate(slices))
             stored = paragraph.get("sentences")
@@ -249,7 +262,9 @@ def load_lareqa(path: str | Path, dataset: str, lang: str) -> tuple[pd.DataFrame
                 qid = qwhere.get(qa, "id", str)
                 qwhere = _Where(path, f"{where.record} > question {qid!r}")
                 text = qwhere.get(qa, "question", str)
-                s = _answer_sentence(qwhere, qa, breaks, len(context))
+                if not text.strip():
+                    raise qwhere.error("question", f"empty or whitespace-only question {text!r}")
+                s = _answer_sentence(qwhere, qa, breaks, context)
                 if qid in first_seen:
                     raise qwhere.error("id", f"duplicate question id (first in {first_seen[qid]})")
                 first_seen[qid] = qwhere.record
@@ -413,6 +428,9 @@ def prepare(raw_dir: str | Path, out_dir: str | Path, datasets: dict[str, list[s
 def load_prepared(prepared_dir: str | Path, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The questions and candidates of ``dataset`` from the ``prepare`` stage's tables."""
     prepared_dir = Path(prepared_dir)
+    for name in ("questions.parquet", "candidates.parquet"):
+        if not (prepared_dir / name).is_file():
+            raise DataError(prepared_dir / name, "missing: not a prepared directory (run `dvc repro prepare`)")
     qs = pd.read_parquet(prepared_dir / "questions.parquet")
     cs = pd.read_parquet(prepared_dir / "candidates.parquet")
     qs, cs = qs[qs["dataset"] == dataset], cs[cs["dataset"] == dataset]

@@ -3,7 +3,9 @@
 Any Hugging Face encoder checkpoint (a local path or a hub name) loads through ``DualEncoder``.
 Per-checkpoint defaults (pooling, prefixes) live in ``hybridbatch_encoder.json`` beside the weights and
 can be overridden from ``params.yaml``. Encoding sorts texts by token length and pads each batch only to
-its own longest text, so short queries never pay for long passages.
+its own longest text, so short queries never pay for long passages. A checkpoint that cannot be loaded, or a
+``max_length`` beyond the model's positions, is an :class:`EncoderError` (one line naming the path and the
+value), checked from the config alone (:func:`check_checkpoint`) before any weights load or text is encoded.
 """
 
 from __future__ import annotations
@@ -18,12 +20,65 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "hybridbatch_encoder.json"
 POOLINGS = ("mean", "cls")
+#: model types whose position ids start after the padding index (RoBERTa, XLM-R: pad_token_id + 1 = 2)
+PADDED_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer", "mpnet")
+
+
+class EncoderError(ValueError):
+    """A checkpoint that cannot be loaded, or a setting it cannot serve (the message is one line)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _is_local(name: str) -> bool:
+    """Whether ``name`` means a local directory (hub names are ``name`` or ``namespace/name``)."""
+    path = Path(name).expanduser()
+    first = Path(path.parts[0]) if path.parts else path
+    return (path.exists() or path.is_absolute() or name.startswith(".") or name.count("/") > 1
+            or (len(path.parts) > 1 and (first.name == "models" or first.is_dir())))
+
+
+def position_limit(config) -> int | None:
+    """Tokens a text may have: ``max_position_embeddings`` less the padding offset of RoBERTa-style models."""
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int):
+        return None
+    padded = getattr(config, "model_type", "") in PADDED_POSITIONS
+    return n - ((getattr(config, "pad_token_id", None) or 0) + 1 if padded else 0)
+
+
+def check_max_length(name: str, config, max_length: int, what: str = "max_length") -> None:
+    """:class:`EncoderError` when ``max_length`` tokens exceed the model's position limit."""
+    limit = position_limit(config)
+    if limit is not None and max_length > limit:
+        offset = config.max_position_embeddings - limit
+        raise EncoderError(f"{name}: {what} {max_length} exceeds the model's {limit} token positions "
+                           f"(max_position_embeddings {config.max_position_embeddings} less padding offset {offset})")
+
+
+def check_checkpoint(name_or_path: str | os.PathLike, max_length: int | None = None, what: str = ""):
+    """The checkpoint's config (cheap: no weights), or :class:`EncoderError`; ``max_length`` checked against it.
+    ``what`` (e.g. ``--model``) names the setting the path came from in the message."""
+    name = str(name_or_path)
+    said = f"{what} {name}" if what else name
+    if _is_local(name) and not (Path(name).expanduser() / "config.json").is_file():
+        problem = "is not a checkpoint directory (no config.json)" if Path(name).exists() else "does not exist"
+        raise EncoderError(f"{said}: {problem}; a local encoder is a Hugging Face checkpoint directory")
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise EncoderError(f"{said}: cannot load the encoder's config: {_one_line(exc)}") from None
+    if max_length is not None:
+        check_max_length(name, config, max_length)
+    return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +121,15 @@ class DualEncoder(torch.nn.Module):
     def __init__(self, name_or_path: str | os.PathLike, **overrides) -> None:
         super().__init__()
         self.name_or_path = str(name_or_path)
+        config = check_checkpoint(name_or_path)
         self.settings = read_settings(name_or_path).replace(**overrides)
-        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        # a BERT pooler head, where present, is loaded but never used: we pool the last hidden states
-        self.model = AutoModel.from_pretrained(name_or_path)
+        check_max_length(self.name_or_path, config, self.settings.max_length)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            # a BERT pooler head, where present, is loaded but never used: we pool the last hidden states
+            self.model = AutoModel.from_pretrained(name_or_path, config=config)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"{self.name_or_path}: cannot load the encoder: {_one_line(exc)}") from None
         logger.info("loaded encoder %s (%s pooling, %.1fM parameters)", self.name_or_path,
                     self.settings.pooling, self.num_parameters() / 1e6)
 
@@ -137,6 +197,8 @@ class DualEncoder(torch.nn.Module):
         ``max_batch`` texts), each padded only to its own longest text: almost no compute goes to padding.
         """
         texts = list(texts)
+        if max_length is not None:
+            check_max_length(self.name_or_path, self.model.config, max_length)
         if not texts:
             return torch.empty(0, self.dim)
         enc = self.tokenizer(self.prefix(texts, kind), truncation=True,

@@ -33,7 +33,7 @@ import torch
 
 import yaml
 
-from hybridbatch.evaluation import miracl
+from hybridbatch.evaluation import miracl, miracl_corpus
 from hybridbatch.data.raw import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -523,7 +523,7 @@ def test_iter_corpus_chunks(synthetic):
 @pytest.mark.parametrize("collide", [False, True])
 def test_streamed_reader_finds_repeated_docids_across_files(tmp_path, monkeypatch, collide):
     if collide:  # every docid hash collides: each is confirmed by re-reading, only true repeats raise
-        monkeypatch.setattr(miracl, "_docid_hashes", lambda docids: np.zeros(len(docids), dtype=np.uint64))
+        monkeypatch.setattr(miracl_corpus, "_docid_hashes", lambda docids: np.zeros(len(docids), dtype=np.uint64))
     rows = [{"docid": f"{i}#0", "title": "", "text": f"t{i}"} for i in range(12)]
     for f, part in enumerate((rows[:5], rows[5:])):
         (tmp_path / f"docs-{f}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hybridbatch.pipeline import dvcrun
 from hybridbatch.pipeline import workers as parallel
 
 TINY = {
@@ -78,10 +79,12 @@ def test_plan_of_the_study_keeps_runs_whole(tmp_path, repo):
     plan = parallel.make_plan(graph, None, 4)
     # the shared upstream: every non-matrix ancestor, and the shrunk encoders (each under several train_size runs)
     assert set(plan.upstream) == {"prepare", "import_model", "code_train", "code_evaluate",
-                                  *(f"shrink_model@{k}" for k in grid["layers"])}
+                                  *(f"shrink_model@{k}" for k in grid["layers"]),
+                                  *(f"evaluate_zeroshot@{f}" for f in grid["folds"]),  # every card's baseline
+                                  *(["validate"] if "validate" in graph.order else [])}  # the params check, if any
     # targets: the leaves of the grid -- no training, no aggregate stage
     assert plan.targets and all("@" in t and not t.startswith(("train", "shrink")) for t in plan.targets)
-    assert {t.split("@")[0] for t in plan.targets} >= {"model_card", "evaluate_zeroshot", "evaluate_size",
+    assert {t.split("@")[0] for t in plan.targets} >= {"model_card", "evaluate_size",
                                                        "evaluate_size_zeroshot", "evaluate_languages",
                                                        "evaluate_alpha", "bm25", "miracl"}
     assert not any(t.startswith("evaluate@") for t in plan.targets)  # evaluate is upstream of model_card
@@ -106,7 +109,8 @@ def test_plan_of_the_study_keeps_runs_whole(tmp_path, repo):
     assert sum(1 for s in wide.shares if not s) == 3
     # explicit targets: a family name or a glob
     bm25 = parallel.make_plan(graph, ["bm25"], 2)
-    assert bm25.targets == [f"bm25@{f}" for f in grid["folds"]] and bm25.upstream == ["prepare"]
+    assert bm25.targets == [f"bm25@{f}" for f in grid["folds"]] and set(bm25.upstream) <= {"validate", "prepare"}
+    assert "prepare" in bm25.upstream
     assert parallel.make_plan(graph, ["model_card@*"], 1).targets == [t for t in plan.targets if "model_card" in t]
     with pytest.raises(parallel.ParallelError, match="no stage matches"):
         parallel.make_plan(graph, ["nonexistent"], 1)
@@ -164,7 +168,7 @@ def test_two_workers_reproduce_the_grid_and_the_main_workspace_only_restores_it(
     par, out = runs["par"], runs["par_out"]
     assert f"(execution.threads={runs['threads']})" in out
     logs = {i: (par / "logs" / "parallel" / f"worker-{i}.log").read_text() for i in (0, 1)}
-    ran = {i: parallel.RUNNING.findall(text) for i, text in logs.items()}
+    ran = {i: dvcrun.RUNNING.findall(text) for i, text in logs.items()}
     # every grid stage ran exactly once, in one worker; no worker redid the upstream
     assert sorted(ran[0] + ran[1]) == sorted(GRID), ran
     assert ran[0] and ran[1]
@@ -173,9 +177,9 @@ def test_two_workers_reproduce_the_grid_and_the_main_workspace_only_restores_it(
         assert {f"evaluate@{run_name}", f"model_card@{run_name}"} <= set(ran[worker])
     # the main workspace's dvc repro: upstream unchanged, every grid stage restored from the run cache, none run
     collect = (par / "logs" / "parallel" / "collect.log").read_text()
-    assert parallel.RUNNING.findall(collect) == []
-    assert sorted(parallel.RESTORED.findall(collect)) == sorted(GRID)
-    assert sorted(parallel.UNCHANGED.findall(collect)) == sorted(UPSTREAM)
+    assert dvcrun.RUNNING.findall(collect) == []
+    assert sorted(dvcrun.RESTORED.findall(collect)) == sorted(GRID)
+    assert sorted(dvcrun.UNCHANGED.findall(collect)) == sorted(UPSTREAM)
     summary = f"collect: restored {len(GRID)} from the run cache, unchanged {len(UPSTREAM)}, ran 0; dvc status clean"
     assert summary in out
     # the worker copies are gone; the workspace is up to date
@@ -200,7 +204,7 @@ def test_results_equal_a_sequential_run(runs):
     """The run's lock entries, model weights, per-query results and model card equal the sequential run's
     byte for byte; its metrics.json too, less the wall-clock `seconds` evaluation.py writes into it."""
     par, seq = runs["par"], runs["seq"]
-    assert sorted(parallel.RUNNING.findall(runs["seq_out"])) == sorted(SEQUENTIAL_STAGES)
+    assert sorted(dvcrun.RUNNING.findall(runs["seq_out"])) == sorted(SEQUENTIAL_STAGES)
     lock = {r: yaml.safe_load((r / "dvc.lock").read_text())["stages"] for r in (par, seq)}
     assert set(lock[seq]) == set(UPSTREAM) | set(SEQUENTIAL_STAGES) and set(lock[par]) == set(UPSTREAM) | set(GRID)
 
@@ -259,12 +263,12 @@ def test_run_dvc_returns_output_and_measures_the_command(tmp_path):
     """One runner for every `dvc` command (grid workers and the study): output appended to the log, and the
     command's wall time, CPU time and peak memory measured (children included)."""
     log = tmp_path / "dvc.log"
-    result = parallel.run_dvc(tmp_path, ["--version"], log=log)
+    result = dvcrun.run_dvc(tmp_path, ["--version"], log=log)
     assert result.rc == 0
     version = result.out.strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version), version
     assert log.read_text(encoding="utf-8") == f"$ dvc --version\n{result.out}"
     assert result.wall > 0 and result.cpu > 0 and result.rss_mib > 10  # a Python process: > 10 MiB resident
-    assert parallel.dvc(tmp_path, ["--version"]) == (0, result.out)
-    failed = parallel.run_dvc(tmp_path, ["no-such-command"])
+    assert dvcrun.dvc(tmp_path, ["--version"]) == (0, result.out)
+    failed = dvcrun.run_dvc(tmp_path, ["no-such-command"])
     assert failed.rc != 0 and "no-such-command" in failed.out

@@ -1,9 +1,11 @@
 """The study in pieces (hybridbatch.pipeline.study) and the quick check's copy (hybridbatch.pipeline.quickcheck): the units are the
-grid's runs in priority order with DVC stage names that exist; the cost records round-trip; an overlay is applied
-key by key and a typo changes nothing."""
+grid's runs in priority order with DVC stage names that exist; the cost records round-trip; the runner says where its
+log is, which unit and stage runs and the time left, removes a finished unit's checkpoints/<run>/ (only a finished
+one's), and reports a bad option in one line (exit 2); an overlay is applied key by key and a typo changes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 
 import pytest
@@ -165,3 +167,113 @@ def test_pending_stages_is_dvc_allow_missing_test(tmp_path):
     assert study.pending_stages(["copy"], tmp_path) == {"copy"}
     with pytest.raises(SystemExit, match="no stage cpy"):
         study.pending_stages(["cpy"], tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ the runner's progress
+def _stub_runner(monkeypatch, pending: set[str], outputs: dict[str, str] | None = None):
+    """``run`` without DVC: every ``dvc repro`` answers from ``outputs`` (default: "Running stage"), measured
+    at 60 s; ``pending`` stands in for DVC's own test; the final report stage does nothing."""
+    calls: list[str] = []
+
+    def fake_dvc(args):
+        stage = args[-1]
+        calls.append(stage)
+        out = (outputs or {}).get(stage, f"Running stage '{stage}':\n> python ...\n")
+        if out == "FAIL":
+            return 1, "boom\n", 1.0, 1.0, 100.0
+        return 0, out, 60.0, 60.0, 100.0
+
+    monkeypatch.setattr(study, "_dvc_waiting", fake_dvc)
+    monkeypatch.setattr(study, "pending_stages", lambda stages, root=None: set(pending) & set(stages))
+    monkeypatch.setattr(study, "reproduce_all", lambda do_commit: None)
+    return calls
+
+
+def test_run_says_where_its_log_is_which_unit_and_stage_runs_and_the_time_left(tmp_path, monkeypatch, capsys):
+    params = read_params(REPO / "params.yaml")
+    _, units = study.units(params)
+    ref = [u for u in units if u.study == "reference"]
+    monkeypatch.chdir(tmp_path)
+    study._record("evaluate_zeroshot@x", 120.0, 100.0, 1000.0)  # measured: 2 min; bm25 not yet (15 min)
+    todo = ref[1:]  # the first reference unit is finished before
+    calls = _stub_runner(monkeypatch, {s for u in todo for s in u.stages})
+    assert study.run(str(REPO / "params.yaml"), None, False, ["reference"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "study: log logs/study.log" in lines[0]
+    assert (tmp_path / "logs" / "study.log").read_text().splitlines()[0].endswith(lines[0][9:])
+    assert f"[1/{len(ref)}] {ref[0].run}: finished before" in out
+    for i, u in enumerate(todo, 2):
+        for stage in u.stages:
+            assert f"[{i}/{len(ref)}] {u.run}: {stage}" in out
+    first = next(line for line in lines if f"[2/{len(ref)}] {todo[0].run} (reference):" in line)
+    expected = sum(2 if u.stages[0].startswith("evaluate_zeroshot") else 15 for u in todo)
+    assert f"~{expected} min left for {len(todo)} unit(s)" in first
+    last = next(line for line in lines if f"[{len(ref)}/{len(ref)}] {todo[-1].run} (reference):" in line)
+    assert "left for 1 unit(s)" in last
+    assert calls[:4] == ["prepare", "import_model", "code_train", "code_evaluate"]
+
+
+def test_a_finished_or_restored_unit_leaves_no_checkpoint_directory(tmp_path, monkeypatch):
+    """checkpoints/<run>/ of a unit that ran, was restored from the run cache (a killed training that DVC later
+    satisfied) or was finished before is removed; that of a unit not reached, or whose stage failed, is kept:
+    a killed run must still resume from it."""
+    params = read_params(REPO / "params.yaml")
+    _, units = study.units(params)
+    main = [u for u in units if u.study == "main"][:4]
+    monkeypatch.chdir(tmp_path)
+    for u in main:
+        (tmp_path / "checkpoints" / u.run / "step-000040").mkdir(parents=True)
+    train = main[1].stages[0]
+    restored = {train: f"Stage '{train}' is cached - skipping run, checking out outputs\n"}
+    failing = {main[3].stages[0]: "FAIL"}
+    _stub_runner(monkeypatch, {s for u in main[1:] for s in u.stages}, {**restored, **failing})
+    monkeypatch.setattr(study, "units", lambda p: (["prepare"], main))
+    with pytest.raises(SystemExit, match="failed"):
+        study.run(str(REPO / "params.yaml"), None, False)
+    left = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert left == [main[3].run]  # finished before (0), restored (1), ran (2): removed; failed (3): kept
+    assert "restored from the run cache" in (tmp_path / study.LOG).read_text()
+
+
+def test_run_stops_before_a_unit_past_until_and_keeps_its_checkpoint(tmp_path, monkeypatch):
+    params = read_params(REPO / "params.yaml")
+    _, units = study.units(params)
+    main = [u for u in units if u.study == "main"][:1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints" / main[0].run).mkdir(parents=True)
+    calls = _stub_runner(monkeypatch, set(main[0].stages))
+    monkeypatch.setattr(study, "units", lambda p: ([], main))
+    soon = dt.datetime.now() + dt.timedelta(minutes=1)  # a main unit: ~30 min before any was measured
+    assert study.run(str(REPO / "params.yaml"), soon, False) == 0
+    assert calls == [] and (tmp_path / "checkpoints" / main[0].run).is_dir()
+    assert f"stop: {main[0].run} would take ~30 min" in (tmp_path / study.LOG).read_text()
+
+
+def test_parse_until_is_the_next_such_time():
+    now = dt.datetime(2024, 5, 1, 22, 30, 15)
+    assert study.parse_until("23:05", now) == dt.datetime(2024, 5, 1, 23, 5)
+    assert study.parse_until("3:40", now) == dt.datetime(2024, 5, 2, 3, 40)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["run", "--until", "25:00"], "--until '25:00'"),
+    (["run", "--until", "soon"], "--until 'soon'"),
+    (["run", "--until", "12:75"], "--until '12:75'"),
+    (["run", "--params", "missing.yaml"], "--params missing.yaml: params file missing.yaml not found"),
+    (["plan", "--params", "bad.yaml"], "--params bad.yaml: bad.yaml is not valid YAML"),
+    (["status", "--params", "nogrid.yaml"], "--params nogrid.yaml: the grid cannot be read (KeyError: 'grid')"),
+    (["run", "--params", "list.yaml"], "--params list.yaml: list.yaml: expected a mapping of sections"),
+])
+def test_cli_errors_are_one_line_with_exit_status_2(tmp_path, monkeypatch, capsys, args, named):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text("grid: [1\n")
+    (tmp_path / "nogrid.yaml").write_text("train: {}\n")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setattr(study, "run", lambda *a, **k: pytest.fail("ran despite a bad option"))
+    with pytest.raises(SystemExit) as exc:
+        study.main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and named in err, err

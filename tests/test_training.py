@@ -178,3 +178,40 @@ def test_validation_with_hard_negatives_is_deterministic(tiny_nodropout, prepare
     assert np.isfinite(first) and trainer.validate(val_data, batches) == first
     plain = Trainer(DualEncoder(tiny_nodropout), TrainConfig(**BASE)).validate(val_data, batches)
     assert plain != first  # the negatives enter the loss
+
+
+def test_validation_parts_are_the_mono_and_cross_batches_of_the_same_loss(tiny_nodropout, prepared):
+    """The monolingual and cross-lingual validation losses come from the same batches as the combined one, which
+    stays exactly the mean that early stopping compares."""
+    cfg = TrainConfig(**{**BASE, "val_batches": 4})
+    data = TrainingData.from_prepared(prepared, cfg.dataset)
+    _, val_data = data.split(0.2, cfg.seed)
+    batches = validation_batches(val_data, cfg)
+    assert [b.kind for b in batches] == ["xx", "xx", "xy", "xy"]
+    trainer = Trainer(DualEncoder(tiny_nodropout), cfg)
+    per_batch = trainer.validation_losses(val_data, batches)
+    combined, parts = trainer.validate_parts(val_data, batches)
+    assert combined == trainer.validate(val_data, batches) == float(np.mean(per_batch))
+    assert parts == {"mono": float(np.mean(per_batch[:2])), "cross": float(np.mean(per_batch[2:]))}
+    only_mono = trainer.validate_parts(val_data, batches[:2])[1]
+    assert only_mono["cross"] is None and only_mono["mono"] == parts["mono"]
+
+
+def test_training_shows_the_validation_parts_and_leaves_no_checkpoint_directory(tmp_path, tiny, prepared):
+    """A fresh run: the validation loss, monolingual and cross-lingual, in the log lines and as separate dvclive
+    curves (the combined curve unchanged: the mean of the two, one batch each); checkpoints/<run>/ removed."""
+    done = run_train(tmp_path, tiny, prepared, "run", BASE)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "run" / "ckpt").exists()
+    val = tmp_path / "run" / "live" / "plots" / "metrics" / "val"
+    curves = {name: pd.read_csv(val / f"{name}.tsv", sep="\t") for name in ("loss", "loss_mono", "loss_cross")}
+    steps = curves["loss"]["step"].tolist()
+    assert len(steps) == 4 and curves["loss_mono"]["step"].tolist() == curves["loss_cross"]["step"].tolist() == steps
+    both = (curves["loss_mono"]["loss_mono"] + curves["loss_cross"]["loss_cross"]) / 2
+    np.testing.assert_allclose(curves["loss"]["loss"], both, rtol=1e-6)
+    summary = json.loads((tmp_path / "run" / "model" / "training_summary.json").read_text())
+    assert [h["val_loss"] for h in summary["validation"]] == pytest.approx(curves["loss"]["loss"].tolist())
+    assert all(set(h) == {"step", "val_loss"} for h in summary["validation"])  # the saved record is unchanged
+    logged = [line for line in done.stderr.splitlines() if "/6: validation loss" in line]
+    assert len(logged) == 4 and "step 6/6: validation loss" in logged[-1]
+    assert "monolingual" in logged[-1] and "cross-lingual" in logged[-1]

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                                       fold.eval: {"run": args.run, "sample_fraction": sample.sample_fraction,
                                                   **result["summary"]}})
     write_json(Path("logs") / "bm25" / f"{args.run}.json", result.get("timings", {}))  # untracked
+    mo = result["summary"].get("map_mo")
+    print(f"{args.run} on {fold.eval} (results/{args.run}/metrics.json):\n  Mo. mAP  Cr. mAP  Mul. mAP\n"
+          f"  {'--' if mo is None else f'{mo:.3f}':>7}  {'--':>7}  {'--':>8}   (BM25: monolingual only)", flush=True)
     return 0
 
 

@@ -28,7 +28,7 @@ import torch
 from hybridbatch.evaluation.tatoeba import evaluate_tatoeba
 from hybridbatch.evaluation.cache import CachingEncoder
 from hybridbatch.data.raw import DataError, load_prepared, sample_paragraphs
-from hybridbatch.model.encoder import DualEncoder
+from hybridbatch.model.encoder import DualEncoder, EncoderError, check_checkpoint, check_max_length
 from hybridbatch.evaluation.lareqa import evaluate_lareqa
 from hybridbatch.io import atomic_path, write_json
 from hybridbatch.params import FoldError, ParamsError, fail, load_fold, section, setup_logging
@@ -48,14 +48,19 @@ def main(argv: list[str] | None = None) -> int:
         p = section(args.params, "evaluate")
         execution = section(args.params, "execution")
         fold = load_fold(args.params, args.fold)
+        config = check_checkpoint(args.model, what="--model")  # --model: its config only (no weights), before any other work
+        check_max_length(args.model, config, p.max_length, what=f"{args.params}: evaluate.max_length")
         prepared = Path(p.prepared_dir)
         qs, cs = load_prepared(prepared, fold.eval)
         qs, cs = sample_paragraphs(qs, cs, p.sample_fraction, p.sample_seed)
         record = run_record(args.run, args.model, fold, prepared)
-    except (DataError, FoldError, ParamsError, ValueError, OSError) as exc:
+    except (DataError, EncoderError, FoldError, ParamsError, ValueError, OSError) as exc:
         fail(exc)
     torch.set_num_threads(execution.threads or os.cpu_count() or 1)
-    encoder = DualEncoder(args.model, max_length=p.max_length)
+    try:
+        encoder = DualEncoder(args.model, max_length=p.max_length)
+    except EncoderError as exc:
+        fail(exc)
     if torch.cuda.is_available():  # the same embeddings up to float rounding; where the encoding runs is execution
         encoder = encoder.to("cuda")
     counts = encoder.parameter_counts()
@@ -78,7 +83,24 @@ def main(argv: list[str] | None = None) -> int:
         result["per_query"].to_parquet(tmp, index=False)
     write_json(out / "metrics.json", metrics)
     write_json(Path("logs") / "evaluate" / f"{args.run}.json", result.get("timings", {}))  # untracked
+    print(headline(args.run, fold.eval, metrics[fold.eval], metrics.get("tatoeba")), flush=True)
     return 0
+
+
+def headline(run: str, dataset: str, scores: dict, tatoeba: dict | None = None) -> str:
+    """The run's headline numbers as a short table (Mo./Cr./Mul. mAP, rank distance, Tatoeba where computed;
+    -- for a number the run has not), printed at the end of the stage."""
+    def num(value, digits: int = 3) -> str:
+        return "--" if value is None else f"{value:.{digits}f}"
+
+    cells = [("Mo. mAP", num(scores.get("map_mo"))), ("Cr. mAP", num(scores.get("map_cr"))),
+             ("Mul. mAP", num(scores.get("map_mul"))), ("rank distance", num(scores.get("rank_distance"), 1))]
+    if tatoeba is not None:
+        cells.append(("Tatoeba", num(tatoeba.get("mean"))))
+    widths = [max(len(name), len(value)) for name, value in cells]
+    return "\n".join([f"{run} on {dataset} (results/{run}/metrics.json):",
+                      "  " + "  ".join(name.rjust(w) for (name, _), w in zip(cells, widths)),
+                      "  " + "  ".join(value.rjust(w) for (_, value), w in zip(cells, widths))])
 
 
 def run_record(run: str, model: str, fold, prepared: Path) -> RunRecord:

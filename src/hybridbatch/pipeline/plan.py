@@ -3,7 +3,7 @@
 Read from DVC's own graph of the workspace (``dvc.yaml`` resolved with ``params.yaml``): the targets (by
 default every leaf of the grid), the upstream stages several runs share (reproduced once, before the
 workers start), and the units (a run's ``train*``, ``evaluate*`` and ``model_card`` entries together)
-balanced over the workers. Used by :mod:`hybridbatch.pipeline.workers`.
+balanced over the workers. Used by :mod:`hybridbatch.pipeline.workers` and :mod:`hybridbatch.pipeline.dvcrun`.
 """
 
 from __future__ import annotations
@@ -151,7 +151,9 @@ def make_plan(graph: _Graph, targets: Sequence[str] | None = None, workers: int 
     closure = set(chosen) | graph.upstream_of(chosen)
     inner = closure - set(chosen)
     upstream = {n for n in inner if not is_entry(n)
-                or sum(1 for d in graph.dependents[n] if d in inner) >= 2}  # feeds two or more chains
+                or sum(1 for d in graph.dependents[n] if d in inner) >= 2  # feeds two or more chains
+                or len({d.split("@", 1)[1] for d in graph.dependents[n] if d in closure and is_entry(d)}
+                       - {n.split("@", 1)[1]}) >= 2}  # or the runs of several keys (a fold's zero-shot baseline)
     upstream |= graph.upstream_of(upstream)  # and what those need
     rest = [n for n in graph.order if n in closure and n not in upstream]
     # units: connected components of the remaining stages

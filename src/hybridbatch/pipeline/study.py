@@ -20,13 +20,20 @@ runs still to do need its outputs, and it is deterministic -- rebuilt on another
 ``dvc.lock`` records, so nothing downstream becomes stale.
 
 Measured per executed stage (``os.wait4`` of the ``dvc repro`` process, children included): wall seconds, CPU
-seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the README's cost table is made
+seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the cost table of docs/COSTS.md is made
 from it; no stage reads it).
 
 When every unit is finished, ``dvc repro --allow-missing`` regenerates the curves, tables, figures and the paper
 (and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the median time that unit's stage families
 took so far, or 15 min per stage family before any was measured); ``logs/study.pause`` holds it between units
 (for edits that must not happen while a stage runs).
+
+Progress: ``run`` says at start where its log is (``logs/study.log``: these lines and every ``dvc`` command's
+output), then for each unit which unit and stage runs and, from the same estimates, the time left for the units
+still to do. A unit that finished (ran, was restored from DVC's run cache, or was finished before) leaves no
+resumable training state: its ``checkpoints/<run>/`` is removed (a killed training run that DVC later satisfies
+from its run cache would otherwise leave it behind). Bad options (a missing or invalid params file, ``--until
+25:00``) are one ``error:`` line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,12 +52,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from hybridbatch.pipeline.workers import RESTORED, RUNNING, run_dvc  # DVC's log lines, read the same way as the grid workers
-from hybridbatch.params import read_params
+from hybridbatch.pipeline.dvcrun import RESTORED, RUNNING, run_dvc  # DVC's log lines, read the same way as the grid workers
+from hybridbatch.params import ParamsError, fail, read_params
 
 TIMINGS = Path("docs") / "timings.tsv"
 TIMING_COLUMNS = ("date", "stage", "family", "wall_s", "cpu_s", "max_rss_mib", "cores")
 LOG = Path("logs") / "study.log"
+CHECKPOINTS = Path("checkpoints")  # a training run's resumable state: checkpoints/<run>/ (src/stages/train.py)
 PAUSE = Path("logs") / "study.pause"
 DEFAULT_STAGE_S = 15 * 60
 # the training log line of a run that continued from its checkpoint (hybridbatch.training.loop): such a stage's time
@@ -157,6 +166,27 @@ def measured_seconds() -> dict[str, float]:
     return {fam: statistics.median(vals) for fam, vals in walls.items()}
 
 
+def estimate_seconds(unit: Unit, known: dict[str, float]) -> float:
+    """A unit's expected wall time: its stage families' measured medians (``known``: :func:`measured_seconds`),
+    15 min for a family not measured yet; the shared ``shrink_model`` and the small ``model_card`` / ``miracl``
+    stages are not counted."""
+    return sum(known.get(_family(s), DEFAULT_STAGE_S) for s in unit.stages
+               if not s.startswith(("shrink_model", "model_card", "miracl")))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def drop_checkpoints(unit: Unit) -> None:
+    """Remove ``checkpoints/<run>/`` of a finished unit: the resumable state of a training run that DVC now
+    records as done (a run killed and then restored from the run cache never removed it itself)."""
+    path = CHECKPOINTS / unit.run
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        _log(f"  {unit.run}: removed its resumable training state {path}/")
+
+
 def reproduce(stage: str, allow_missing: bool = True) -> bool:
     """``dvc repro [--allow-missing] <stage>``; True if the stage ran (then its cost is recorded) or was restored
     from DVC's run cache -- either way ``dvc.lock`` changed."""
@@ -195,42 +225,60 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
     upstream, todo = units(read_params(params_path))
     if only:
         todo = [u for u in todo if u.study in only]
+    _log(f"study: log {LOG} (this summary and the output of every dvc command)")
     _log(f"study: {len(todo)} units; upstream {' '.join(upstream)}")
     for stage in upstream:
+        _log(f"upstream: {stage}")
         reproduce(stage, allow_missing=False)
     # one pass of DVC's own test over every unit decides which are finished (a `dvc repro` per stage costs ~7 s:
     # ~20 min of every session that continues the study at 40 finished units)
     pending = pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
+    left = [u for u in todo if pending.intersection(u.stages)]
+    total = sum(estimate_seconds(u, measured_seconds()) for u in left)
+    _log(f"study: {len(left)} of {len(todo)} units to do, ~{_duration(total)}")
     done_shrink: set[str] = set()
     for i, unit in enumerate(todo, 1):
-        if not pending.intersection(unit.stages):
+        if unit not in left:
             _log(f"[{i}/{len(todo)}] {unit.run}: finished before")
+            drop_checkpoints(unit)
             continue
         while PAUSE.exists():
             time.sleep(10)
-        if until is not None:
-            known = measured_seconds()
-            estimate = sum(known.get(_family(s), DEFAULT_STAGE_S) for s in unit.stages
-                           if not s.startswith(("shrink_model", "model_card", "miracl")))
-            if dt.datetime.now() + dt.timedelta(seconds=estimate) > until:
-                _log(f"stop: {unit.run} would take ~{estimate / 60:.0f} min, past {until:%H:%M}")
-                return 0
-        ran = []
-        for stage in unit.stages:
-            if stage.startswith("shrink_model@"):
-                if stage not in done_shrink:
-                    reproduce(stage, allow_missing=False)
-                    done_shrink.add(stage)
-                continue
-            if reproduce(stage):
-                ran.append(stage)
+        known = measured_seconds()
+        estimate = estimate_seconds(unit, known)
+        if until is not None and dt.datetime.now() + dt.timedelta(seconds=estimate) > until:
+            _log(f"stop: {unit.run} would take ~{estimate / 60:.0f} min, past {until:%H:%M}")
+            return 0
+        remaining = left[left.index(unit):]
+        _log(f"[{i}/{len(todo)}] {unit.run} ({unit.study}): {' '.join(unit.stages)}; ~{_duration(estimate)} for this "
+             f"unit, ~{_duration(sum(estimate_seconds(u, known) for u in remaining))} left for {len(remaining)} "
+             f"unit(s)")
+        ran = _run_unit(unit, i, len(todo), done_shrink)
         status = "ran " + ", ".join(ran) if ran else "finished before"
         _log(f"[{i}/{len(todo)}] {unit.run}: {status}")
+        drop_checkpoints(unit)
         if ran and do_commit:
             commit(unit, f"study: {unit.run} ({unit.study}) trained and evaluated; results and dvc.lock")
     _log("study: every unit is finished; the reports, curves and paper (dvc repro --allow-missing)")
     reproduce_all(do_commit)
     return 0
+
+
+def _run_unit(unit: Unit, i: int, n: int, done_shrink: set[str]) -> list[str]:
+    """Every stage of ``unit`` in order (a shared ``shrink_model`` once per session); the stages that ran or
+    were restored."""
+    ran = []
+    for stage in unit.stages:
+        if stage.startswith("shrink_model@"):
+            if stage not in done_shrink:
+                _log(f"[{i}/{n}] {unit.run}: {stage} (shared)")
+                reproduce(stage, allow_missing=False)
+                done_shrink.add(stage)
+            continue
+        _log(f"[{i}/{n}] {unit.run}: {stage}")
+        if reproduce(stage):
+            ran.append(stage)
+    return ran
 
 
 REPORT_PATHS = ("dvc.lock", "figures", "paper/tables", "paper/main.pdf", "notebooks/executed", "cards")
@@ -352,55 +400,75 @@ def cost_markdown(params: dict) -> str:
 
 
 def fill_blocks(text: str, blocks: dict[str, str], source: str = "README") -> str:
-    """``text`` with every ``<!-- name -->...<!-- /name -->`` block of ``blocks`` replaced by its new content;
-    a block missing from ``text`` is an error (nothing is written half-way)."""
-    for name, body in blocks.items():
-        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-        i, j = text.find(start), text.find(end)
-        if i < 0 or j < i:
-            raise SystemExit(f"error: {source}: no block {start} ... {end} to fill")
-        text = text[:i + len(start)] + "\n" + body.rstrip("\n") + "\n" + text[j:]
-    return text
+    """:func:`hybridbatch.reporting.readme.fill_blocks`, where README.md's result numbers are generated (imported
+    when used: the runner itself needs no pandas)."""
+    from hybridbatch.reporting.readme import fill_blocks as fill
+    return fill(text, blocks, source)
+
+
+def generated_blocks(params: dict) -> dict[str, dict[str, str]]:
+    """The study's own generated blocks, ``{file: {block: text}}``: its status in docs/STUDY.md, its costs in
+    docs/COSTS.md (README.md's result blocks come from :func:`hybridbatch.reporting.readme.readme_blocks`)."""
+    return {"docs/STUDY.md": {"study-status": status_markdown(status_rows(params))},
+            "docs/COSTS.md": {"study-costs": cost_markdown(params)}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybridbatch.pipeline.study", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["plan", "run", "status", "costs", "readme"],
                     help="plan: the units in order; run: run them; status: which are finished, with their numbers; "
-                         "costs: measured time and memory per stage family, and the study's total; readme: write "
-                         "status and costs into the README's study-status and study-costs blocks")
-    ap.add_argument("--readme", default="README.md", help="the file the readme command fills")
+                         "costs: measured time and memory per stage family, and the study's total; readme: regenerate "
+                         "the numbers of README.md (hybridbatch.reporting.readme) and the status and costs blocks "
+                         "of docs/STUDY.md and docs/COSTS.md")
+    ap.add_argument("--readme", default="README.md", help="the README the readme command fills (docs/ beside it)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no unit that would end later")
     ap.add_argument("--commit", action="store_true", help="git-commit dvc.lock and the results after each unit")
     ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main alpha size languages)")
     args = ap.parse_args(argv)
     if args.command == "costs":
-        print(cost_markdown(read_params(args.params)))
+        print(cost_markdown(_checked_params(args.params)))
         return 0
     if args.command == "readme":
-        params, path = read_params(args.params), Path(args.readme)
-        text = fill_blocks(path.read_text(encoding="utf-8"), {
-            "study-status": status_markdown(status_rows(params)), "study-costs": cost_markdown(params)}, str(path))
-        path.write_text(text, encoding="utf-8")
-        print(f"{path}: study-status and study-costs refreshed")
+        from hybridbatch.reporting import readme
+        params = _checked_params(args.params)
+        written = readme.write(Path(args.readme).parent, params, generated_blocks(params))
+        print(f"refreshed: {', '.join(written)}" if written else "README.md and docs/: every generated block up to date")
         return 0
     if args.command == "status":
-        print(status_markdown(status_rows(read_params(args.params))))
+        print(status_markdown(status_rows(_checked_params(args.params))))
         return 0
     if args.command == "plan":
-        upstream, todo = units(read_params(args.params))
+        upstream, todo = units(_checked_params(args.params))
         print("upstream:", " ".join(upstream))
         for unit in todo:
             print(f"{unit.study:10s} {unit.run:36s} {' '.join(unit.stages)}")
         return 0
-    until = None
-    if args.until:
-        hh, mm = (int(x) for x in args.until.split(":"))
-        until = dt.datetime.now().replace(hour=hh, minute=mm, second=0, microsecond=0)
-        if until < dt.datetime.now():
-            until += dt.timedelta(days=1)
+    until = parse_until(args.until) if args.until else None
+    _checked_params(args.params)
     return run(args.params, until, args.commit, args.only)
+
+
+def parse_until(value: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``HH:MM`` as the next such time (today, or tomorrow if already past); else exit 2 naming the option."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        fail(f"--until {value!r}: expected a time of day HH:MM, 00:00 to 23:59")
+    now = now or dt.datetime.now()
+    until = now.replace(hour=int(match.group(1)), minute=int(match.group(2)), second=0, microsecond=0)
+    return until + dt.timedelta(days=1) if until < now else until
+
+
+def _checked_params(path: str) -> dict:
+    """The params file, read and its grid listed as units; a missing or invalid file exits 2 with one line."""
+    try:
+        params = read_params(path)
+        units(params)
+    except ParamsError as exc:
+        fail(f"--params {path}: {exc}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        fail(f"--params {path}: the grid cannot be read ({type(exc).__name__}: {exc})")
+    return params
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import signal
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ from hybridbatch.sampling.build import build_sampler
 from hybridbatch.data.training import DataFitError, TrainingData
 
 logger = logging.getLogger(__name__)
+
+MONOLINGUAL = ("xx", "xx-mixed")  # batch kinds whose every pair is monolingual
 
 
 def seed_everything(seed: int) -> None:
@@ -132,8 +135,8 @@ class Trainer:
         return loss
 
     @torch.no_grad()
-    def validate(self, data: TrainingData, batches: list[Batch]) -> float:
-        """Mean loss over fixed held-out batches (eval mode; every rank computes the whole of it)."""
+    def validation_losses(self, data: TrainingData, batches: list[Batch]) -> list[float]:
+        """The loss of each fixed held-out batch (eval mode; every rank computes the whole of it)."""
         self.encoder.eval()
         losses = []
         for i, b in enumerate(batches):
@@ -142,7 +145,20 @@ class Trainer:
             embedded = [self._embed(t, kind) for kind, t in self._sides(q, p, n)]
             losses.append(float(info_nce(*embedded, temperature=self.cfg.temperature,
                                          negatives=self.cfg.negatives)))
-        return float(np.mean(losses))
+        return losses
+
+    def validate(self, data: TrainingData, batches: list[Batch]) -> float:
+        """Mean loss over fixed held-out batches: the validation loss early stopping compares."""
+        return float(np.mean(self.validation_losses(data, batches)))
+
+    def validate_parts(self, data: TrainingData, batches: list[Batch]) -> tuple[float, dict[str, float | None]]:
+        """:meth:`validate` and, from the same batch losses, the mean over the monolingual batches (``mono``)
+        and over the cross-lingual ones (``cross``; ``None`` where there is no such batch)."""
+        losses = self.validation_losses(data, batches)
+        mono = [loss for loss, b in zip(losses, batches) if b.kind in MONOLINGUAL]
+        cross = [loss for loss, b in zip(losses, batches) if b.kind not in MONOLINGUAL]
+        return float(np.mean(losses)), {"mono": float(np.mean(mono)) if mono else None,
+                                        "cross": float(np.mean(cross)) if cross else None}
 
     def state_dict(self) -> dict:
         return {"model": self.encoder.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -209,7 +225,6 @@ def build_training_sampler(strategy: str, sources: dict[str, TrainingData], cfg:
 # -- the run ---------------------------------------------------------------------------------------------
 
 KILL_ENV = "HYBRIDBATCH_KILL_AT_STEP"  # fault injection for the resume test: SIGKILL self after that step
-MONOLINGUAL = ("xx", "xx-mixed")  # batch kinds whose every pair is monolingual
 
 
 class _NoLive:
@@ -246,26 +261,37 @@ def mono_share(kinds: list[str], upto: int | None = None) -> float | None:
     return round(sum(k in MONOLINGUAL for k in seen) / len(seen), 6) if seen else None
 
 
-def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strategy: str, cfg: TrainConfig,
-          out_dir: str | os.PathLike, live_dir: str | os.PathLike,
-          checkpoint_dir: str | os.PathLike | None = None, run: RunRecord | None = None,
-          timing_path: str | os.PathLike | None = None) -> dict:
-    """Fine-tune ``base_model`` with ``strategy``; write the checkpoint to ``out_dir`` atomically.
+@dataclass
+class _RunState:
+    """What the phases of :func:`train` share: the data, the model, the checkpoints and the run's counters."""
 
-    Curves go to ``live_dir`` (dvclive), copied there atomically at the end; they hold only values that are
-    a function of the inputs (loss, learning rate, batch counts), so a re-run reproduces them byte for byte.
-    Wall-clock figures (seconds, pairs/s) go to ``timing_path`` (an untracked log), never to a tracked file.
-    ``checkpoint_dir`` holds the resumable state (default: a temporary directory, i.e. no resume); it is
-    removed after success. Under ``torchrun`` / ``accelerate launch`` the run is data-parallel (rank 0 writes
-    every output). ``run`` (the run's place in the grid) is completed with what training knows -- training
-    languages, the kept step, the realised monolingual share -- and stored in the checkpoint's
-    ``training_summary.json`` under ``config``.
+    dist: DistContext
+    sources: dict[str, TrainingData]
+    train_data: TrainingData
+    val_data: TrainingData
+    sampler: BatchSampler
+    val: list[Batch]
+    train_langs: list[str]
+    encoder: DualEncoder
+    trainer: Trainer
+    ckpt: Checkpoints
+    tmp_ckpt: tempfile.TemporaryDirectory | None
+    start: int = 0
+    elapsed0: float = 0.0
+    kinds: list[str] = field(default_factory=list)
+    langs: Counter = field(default_factory=Counter)
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"val_loss": math.inf, "step": None})
+    last_val: dict = field(default_factory=dict)  # the latest validation losses, for the progress bar
 
-    Raises :class:`~hybridbatch.data.training.DataFitError` before any training when the data cannot serve
-    the run (languages absent, a batch larger than the answer groups).
-    """
-    from dvclive import Live  # noqa: PLC0415
+    @property
+    def work_live(self) -> Path:
+        return Path(self.ckpt.root) / "live"
 
+
+def _setup(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strategy: str, cfg: TrainConfig,
+           checkpoint_dir: str | os.PathLike | None) -> _RunState:
+    """Phase 1: the data, the sampler, the validation batches, the model, and the checkpoint resumed (if any)."""
     dist_ctx = DistContext.from_env()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     seed_everything(cfg.seed)
@@ -288,76 +314,138 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
     ckpt = Checkpoints(checkpoint_dir or tmp_ckpt.name,
                        {"strategy": strategy, "base_model": str(base_model), "world_size": dist_ctx.world_size,
                         **_inputs_fingerprint(base_model, prepared_dir), **cfg.result_settings()})
-    work_live = Path(ckpt.root) / "live"
-    state = ckpt.latest()
-    start, kinds, langs, history, elapsed0 = 0, [], Counter(), [], 0.0
-    best: dict = {"val_loss": math.inf, "step": None}
-    if state is not None:
-        trainer.load_state_dict(state["trainer"])
-        torch.set_rng_state(state["torch_rng"])
-        start, elapsed0, history, best = state["step"], state["elapsed"], state["history"], state["best"]
-        kinds, langs = list(state["kinds"]), Counter(state["langs"])
-        for _ in range(start):  # replay the sampler to where the checkpoint left it
-            sampler.next_batch()
-        if dist_ctx.main:
-            shutil.rmtree(work_live, ignore_errors=True)
-            shutil.copytree(state["live_dir"], work_live)
-        logger.info("resuming from the checkpoint at step %d", start)
-    elif dist_ctx.main:  # a fresh start: nothing stale (best weights, logs) may leak in
-        ckpt.clear()
+    run = _RunState(dist_ctx, sources, train_data, val_data, sampler, val, train_langs, encoder, trainer, ckpt,
+                    tmp_ckpt)
+    _resume(run, ckpt.latest())
     ckpt.root.mkdir(parents=True, exist_ok=True)
+    return run
 
+
+def _resume(run: _RunState, state: dict | None) -> None:
+    """Continue from the checkpoint ``state`` (weights, optimiser, RNG, counters, logs; the sampler replayed);
+    without one, a fresh start: nothing stale (best weights, logs) may leak in."""
+    if state is not None:
+        run.trainer.load_state_dict(state["trainer"])
+        torch.set_rng_state(state["torch_rng"])
+        run.start, run.elapsed0 = state["step"], state["elapsed"]
+        run.history, run.best = state["history"], state["best"]
+        run.kinds, run.langs = list(state["kinds"]), Counter(state["langs"])
+        for _ in range(run.start):  # replay the sampler to where the checkpoint left it
+            run.sampler.next_batch()
+        if run.dist.main:
+            shutil.rmtree(run.work_live, ignore_errors=True)
+            shutil.copytree(state["live_dir"], run.work_live)
+        logger.info("resuming from the checkpoint at step %d", run.start)
+    elif run.dist.main:
+        run.ckpt.clear()
+
+
+VAL_LABELS = {"mono": "monolingual", "cross": "cross-lingual"}
+
+
+def _validate(run: _RunState, cfg: TrainConfig, live, step: int) -> float:
+    """Phase 3 (every ``eval_every`` steps): the validation loss -- logged, kept in the history, returned -- and,
+    from the same batches, its monolingual and cross-lingual parts (dvclive ``val/loss_mono``,
+    ``val/loss_cross``; the log; the progress bar). Only the combined loss decides early stopping."""
+    val_loss, parts = run.trainer.validate_parts(run.val_data, run.val)
+    live.log_metric("val/loss", val_loss, timestamp=False)
+    for name, value in parts.items():
+        if value is not None:
+            live.log_metric(f"val/loss_{name}", value, timestamp=False)
+    run.history.append({"step": step, "val_loss": val_loss})
+    run.last_val = {"val": val_loss, **{k: v for k, v in parts.items() if v is not None}}
+    shown = ", ".join(f"{VAL_LABELS[k]} {v:.4f}" for k, v in parts.items() if v is not None)
+    logger.info("step %d/%d: validation loss %.4f (%s)", step, cfg.steps, val_loss, shown or "no batches")
+    return val_loss
+
+
+def _train_steps(run: _RunState, cfg: TrainConfig, strategy: str, live, start_time: float) -> None:
+    """Phase 2: the optimiser steps from ``run.start`` to ``cfg.steps``, with validation, the best weights and
+    the periodic checkpoints."""
     kill_at = int(os.environ.get(KILL_ENV, "0"))
-    live = (Live(dir=str(work_live), save_dvc_exp=False, dvcyaml=None, report=None, resume=start > 0)
-            if dist_ctx.main else _NoLive())
-    start_time = time.perf_counter() - elapsed0
+    trainer, ckpt, dist_ctx = run.trainer, run.ckpt, run.dist
+    bar = tqdm(range(run.start, cfg.steps), desc=f"train {strategy}", unit="step", mininterval=10,
+               initial=run.start, total=cfg.steps, disable=not dist_ctx.main)
+    for step in bar:
+        batch = run.sampler.next_batch()
+        run.kinds.append(batch.kind)
+        for p in batch.pairs:
+            run.langs[f"{p.query_lang}-{p.passage_lang}"] += 1
+        lr = trainer.sched.get_last_lr()[0]
+        loss = trainer.step(run.train_data, batch, step)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {step}")
+        live.log_metric("train/loss", loss, timestamp=False)
+        live.log_metric("train/lr", lr, timestamp=False)
+        live.log_metric("batches/mono_share", mono_share(run.kinds), timestamp=False)
+        done = step + 1
+        if run.val and (done % cfg.eval_every == 0 or done == cfg.steps):
+            val_loss = _validate(run, cfg, live, done)
+            if cfg.keep_best and val_loss < run.best["val_loss"] and dist_ctx.main:
+                run.best = {"val_loss": val_loss, "step": done}
+                if done < cfg.steps:  # the final weights are in memory anyway
+                    ckpt.save_best(run.encoder.model.state_dict())
+        bar.set_postfix(loss=f"{loss:.3f}", kind=batch.kind, **{k: f"{v:.3f}" for k, v in run.last_val.items()})
+        live.next_step()
+        if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist_ctx.main:
+            ckpt.save(done, {"trainer": trainer.state_dict(), "torch_rng": torch.get_rng_state(),
+                             "elapsed": time.perf_counter() - start_time, "history": run.history, "best": run.best,
+                             "kinds": list(run.kinds), "langs": dict(run.langs)}, run.work_live)
+        dist_ctx.barrier()
+        if done == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strategy: str, cfg: TrainConfig,
+          out_dir: str | os.PathLike, live_dir: str | os.PathLike,
+          checkpoint_dir: str | os.PathLike | None = None, run: RunRecord | None = None,
+          timing_path: str | os.PathLike | None = None) -> dict:
+    """Fine-tune ``base_model`` with ``strategy``; write the checkpoint to ``out_dir`` atomically.
+
+    Curves go to ``live_dir`` (dvclive), copied there atomically at the end; they hold only values that are
+    a function of the inputs (loss, learning rate, batch counts), so a re-run reproduces them byte for byte.
+    Wall-clock figures (seconds, pairs/s) go to ``timing_path`` (an untracked log), never to a tracked file.
+    ``checkpoint_dir`` holds the resumable state (default: a temporary directory, i.e. no resume); it is
+    removed after success. Under ``torchrun`` / ``accelerate launch`` the run is data-parallel (rank 0 writes
+    every output). ``run`` (the run's place in the grid) is completed with what training knows -- training
+    languages, the kept step, the realised monolingual share -- and stored in the checkpoint's
+    ``training_summary.json`` under ``config``.
+
+    Phases: :func:`_setup` (data, model, resume), :func:`_train_steps` (the steps, with :func:`_validate`),
+    :func:`_finish` (the kept weights, the summary and the outputs written).
+
+    Raises :class:`~hybridbatch.data.training.DataFitError` before any training when the data cannot serve
+    the run (languages absent, a batch larger than the answer groups).
+    """
+    from dvclive import Live  # noqa: PLC0415
+
+    state = _setup(base_model, prepared_dir, strategy, cfg, checkpoint_dir)
+    live = (Live(dir=str(state.work_live), save_dvc_exp=False, dvcyaml=None, report=None, resume=state.start > 0)
+            if state.dist.main else _NoLive())
+    start_time = time.perf_counter() - state.elapsed0
     with live:
-        if start > 0:  # (no live.log_params: the settings are in training_summary.json and dvc.lock)
-            live.step = start
-        if val and start == 0:
-            val_loss = trainer.validate(val_data, val)
-            live.log_metric("val/loss", val_loss, timestamp=False)
-            history.append({"step": 0, "val_loss": val_loss})
-        bar = tqdm(range(start, cfg.steps), desc=f"train {strategy}", unit="step", mininterval=10,
-                   initial=start, total=cfg.steps, disable=not dist_ctx.main)
-        for step in bar:
-            batch = sampler.next_batch()
-            kinds.append(batch.kind)
-            for p in batch.pairs:
-                langs[f"{p.query_lang}-{p.passage_lang}"] += 1
-            lr = trainer.sched.get_last_lr()[0]
-            loss = trainer.step(train_data, batch, step)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {step}")
-            live.log_metric("train/loss", loss, timestamp=False)
-            live.log_metric("train/lr", lr, timestamp=False)
-            live.log_metric("batches/mono_share", mono_share(kinds), timestamp=False)
-            done = step + 1
-            if val and (done % cfg.eval_every == 0 or done == cfg.steps):
-                val_loss = trainer.validate(val_data, val)
-                live.log_metric("val/loss", val_loss, timestamp=False)
-                history.append({"step": done, "val_loss": val_loss})
-                if cfg.keep_best and val_loss < best["val_loss"] and dist_ctx.main:
-                    best = {"val_loss": val_loss, "step": done}
-                    if done < cfg.steps:  # the final weights are in memory anyway
-                        ckpt.save_best(encoder.model.state_dict())
-            bar.set_postfix(loss=f"{loss:.3f}", kind=batch.kind)
-            live.next_step()
-            if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist_ctx.main:
-                ckpt.save(done, {"trainer": trainer.state_dict(), "torch_rng": torch.get_rng_state(),
-                                 "elapsed": time.perf_counter() - start_time, "history": history, "best": best,
-                                 "kinds": list(kinds), "langs": dict(langs)}, work_live)
-            dist_ctx.barrier()
-            if done == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
+        if state.start > 0:  # (no live.log_params: the settings are in training_summary.json and dvc.lock)
+            live.step = state.start
+        if state.val and state.start == 0:
+            _validate(state, cfg, live, 0)
+        _train_steps(state, cfg, strategy, live, start_time)
         seconds = time.perf_counter() - start_time
-        best_step = best["step"] if cfg.keep_best and best["step"] is not None else cfg.steps
+        best_step = state.best["step"] if cfg.keep_best and state.best["step"] is not None else cfg.steps
         live.summary["best_step"] = best_step
-        live.summary["mono_share"] = mono_share(kinds)
-        live.summary["mono_share_kept"] = mono_share(kinds, best_step)
+        live.summary["mono_share"] = mono_share(state.kinds)
+        live.summary["mono_share_kept"] = mono_share(state.kinds, best_step)
+    return _finish(state, base_model, strategy, cfg, out_dir, live_dir, run, timing_path, seconds, best_step)
+
+
+def _finish(state: _RunState, base_model: str | os.PathLike, strategy: str, cfg: TrainConfig,
+            out_dir: str | os.PathLike, live_dir: str | os.PathLike, run: RunRecord | None,
+            timing_path: str | os.PathLike | None, seconds: float, best_step: int) -> dict:
+    """Phase 4: the kept weights, the run's record and summary, the outputs written atomically, and the
+    resumable state removed."""
+    best, kinds, encoder = state.best, state.kinds, state.encoder
     if best["step"] is not None and best["step"] < cfg.steps:
         logger.info("keeping the best checkpoint: step %d (validation loss %.4f)", best["step"], best["val_loss"])
-        encoder.model.load_state_dict(ckpt.load_best())
+        encoder.model.load_state_dict(state.ckpt.load_best())
     # training_summary.json holds no timings: the checkpoint directory is a function of the inputs only, so a
     # re-run that reproduces the weights leaves DVC's hash unchanged (timings: ``timing_path``)
     counts = encoder.parameter_counts()
@@ -367,27 +455,27 @@ def train(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strate
         best_step=best_step, mono_share=mono_share(kinds), mono_share_kept=mono_share(kinds, best_step),
         alpha=cfg.alpha if strategy == "hybrid" else None,
         alpha_schedule=cfg.alpha_schedule if strategy == "hybrid" else None,
-        layers=counts["layers"], train_languages=train_langs, base_model=str(base_model),
+        layers=counts["layers"], train_languages=state.train_langs, base_model=str(base_model),
         parameters=counts["parameters"], non_embedding_parameters=counts["non_embedding_parameters"])
     summary = {"config": record.to_json(), "strategy": strategy, "steps": cfg.steps, "batch_size": cfg.batch_size,
-               "sources": list(sources), "train_languages": train_langs,
-               "batches": batches, "pairs_by_language": dict(sorted(langs.items())),
-               "validation": history, "best_step": best["step"] if cfg.keep_best else None,
-               "train_questions": len(train_data.langs_of), "parameters": counts["parameters"],
+               "sources": list(state.sources), "train_languages": state.train_langs,
+               "batches": batches, "pairs_by_language": dict(sorted(state.langs.items())),
+               "validation": state.history, "best_step": best["step"] if cfg.keep_best else None,
+               "train_questions": len(state.train_data.langs_of), "parameters": counts["parameters"],
                "non_embedding_parameters": counts["non_embedding_parameters"]}
     timing = {"train_seconds": round(seconds, 1), "pairs_per_s": round(cfg.steps * cfg.batch_size / seconds, 2),
-              "processes": dist_ctx.world_size, "threads": torch.get_num_threads()}
-    if dist_ctx.main:
+              "processes": state.dist.world_size, "threads": torch.get_num_threads()}
+    if state.dist.main:
         with atomic_dir(out_dir) as tmp:
             encoder.save(tmp)
             write_json(Path(tmp) / "training_summary.json", summary)
         with atomic_dir(live_dir) as tmp:
-            shutil.copytree(work_live, tmp, dirs_exist_ok=True)
+            shutil.copytree(state.work_live, tmp, dirs_exist_ok=True)
         if timing_path is not None:
             write_json(timing_path, timing)
-        ckpt.clear()
-    if tmp_ckpt is not None:
-        tmp_ckpt.cleanup()
+        state.ckpt.clear()  # a finished run leaves no resumable state behind
+    if state.tmp_ckpt is not None:
+        state.tmp_ckpt.cleanup()
     logger.info("trained %s in %.0f s (%.1f pairs/s); batches %s; kept step %s; monolingual share %.3f",
                 strategy, seconds, timing["pairs_per_s"], batches, best_step, mono_share(kinds) or 0.0)
     return {**summary, **timing}

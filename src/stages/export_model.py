@@ -5,8 +5,11 @@
 
 Copies every file of the checkpoint directory (weights, config, tokenizer, sentence-transformers and
 hybridbatch configs, training_summary.json) and the card, as ``README.md``, into ``--out`` (replaced
-atomically), then prints the command that would upload it. Refuses, with exit status 2 and one line on
-stderr, when a required file is missing, when the card's run (front matter ``model_name``) is not the
+atomically), then prints the command that would upload it. With ``--repo-id`` the exported card's usage
+snippets load that hub id (``hybridbatch.model.card.with_repo_id``; the committed card loads
+``models/<run>``). Refuses, with exit status 2 and one line on
+stderr, when a required file is missing, when the card's run (front matter ``model-index`` name, or
+``model_name`` for a card without evaluation) is not the
 checkpoint's (``training_summary.json`` ``config.run``), or when the card names other weights (SHA-256).
 Not a DVC stage: the export is a disposable copy (keep ``export/`` out of git).
 """
@@ -19,7 +22,7 @@ import sys
 from pathlib import Path
 
 from hybridbatch.io import atomic_dir, sha256_file
-from hybridbatch.model.card import WEIGHTS_FILE, card_weights_sha256, parse_card
+from hybridbatch.model.card import WEIGHTS_FILE, card_run_name, card_weights_sha256, parse_card, with_repo_id
 
 #: what a checkpoint directory must hold to be exported
 REQUIRED = (WEIGHTS_FILE, "config.json", "tokenizer.json", "tokenizer_config.json", "training_summary.json")
@@ -50,9 +53,9 @@ def check(model: Path, card: Path) -> tuple[str, str]:
         meta, _ = parse_card(text)
     except ValueError as exc:
         raise ExportError(f"{card}: {exc}") from None
-    card_run = meta.get("model_name")
+    card_run = card_run_name(meta)
     if card_run is None:
-        raise ExportError(f"{card} names no run (front matter `model_name`)")
+        raise ExportError(f"{card} names no run (front matter `model-index` name or `model_name`)")
     if card_run != run:
         raise ExportError(f"{card} is the card of run {card_run!r} but {model} holds run {run!r}")
     sha = card_weights_sha256(text)
@@ -62,9 +65,15 @@ def check(model: Path, card: Path) -> tuple[str, str]:
     return run, text
 
 
-def export(model: Path, card: Path, out: Path) -> str:
-    """Write ``out`` = the checkpoint's files + ``README.md`` (the card); return the run name."""
+def export(model: Path, card: Path, out: Path, repo_id: str | None = None) -> str:
+    """Write ``out`` = the checkpoint's files + ``README.md`` (the card, its snippets loading ``repo_id``
+    when given); return the run name."""
     run, text = check(model, card)
+    if repo_id is not None:
+        try:
+            text = with_repo_id(text, repo_id)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
     with atomic_dir(out) as tmp:
         # plain copies (never hard links into DVC's read-only cache), without the card of any earlier export
         shutil.copytree(model, tmp, dirs_exist_ok=True, copy_function=shutil.copyfile,
@@ -79,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True, type=Path, help="checkpoint directory (models/<run>)")
     ap.add_argument("--card", required=True, type=Path, help="its model card (cards/<run>/README.md)")
     ap.add_argument("--out", required=True, type=Path, help="export directory (export/<run>), replaced")
-    ap.add_argument("--repo-id", default=None, help="hub repository for the printed command "
-                                                     "(default <namespace>/hybridbatch-<run>)")
+    ap.add_argument("--repo-id", default=None, help="hub repository: what the card's snippets load, and the "
+                                                     "printed command's target (default <namespace>/hybridbatch-<run>)")
     args = ap.parse_args(argv)
     try:
-        run = export(args.model, args.card, args.out)
+        run = export(args.model, args.card, args.out, args.repo_id)
     except ExportError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

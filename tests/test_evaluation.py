@@ -254,3 +254,39 @@ def test_poisoned_cache_entries_do_not_reach_the_metrics(tmp_path, poison):
     third = CachingEncoder(HashEncoder(), tmp_path)
     evaluate_lareqa(third, qs, cs)
     assert third.hits == 2 and third.misses == 0  # rewritten entries are valid
+
+
+# ------------------------------------------- issue 22 item 7: the faster scoring gives the same evaluation
+def _text_vectors(texts, dim=8) -> np.ndarray:
+    """Deterministic fake embeddings: one per distinct text (equal texts tie exactly), coarsely rounded."""
+    import zlib
+
+    return np.stack([np.random.default_rng(zlib.crc32(t.encode("utf-8"))).normal(size=dim) for t in texts])
+
+
+def test_fast_scoring_equals_the_old_scoring_on_vendored_xquad_r():
+    """Real XQuAD-R questions and candidates (4 languages, a paragraph sample) with fake embeddings full of
+    ties (rounded; repeated sentences embed identically): every per-query value and every summary value of
+    the new scoring (no full sort) equals the old one's bit for bit."""
+    from helpers.reference_scoring import old_scoring
+    from helpers.tiny import REPO
+
+    from hybridbatch.data.raw import load_lareqa, sample_paragraphs
+
+    loaded = [load_lareqa(REPO / "data" / "raw" / "xquad-r" / f"{x}.json.gz", "xquad_r", x)
+              for x in ("ar", "de", "en", "zh")]
+    qs, cs = sample_paragraphs(pd.concat([q for q, _ in loaded], ignore_index=True),
+                               pd.concat([c for _, c in loaded], ignore_index=True), 0.08, seed=0)
+    c_vec = _text_vectors(cs["sentence"])
+    answer = {k: i for i, k in enumerate(cs["key"])}
+    q_vec = _text_vectors(qs["question"]) + c_vec[[answer[k] for k in qs["answer_key"]]]
+    q_emb, c_emb = (torch.tensor(np.round(v, 0), dtype=torch.float32) for v in (q_vec, c_vec))
+    scores = q_emb @ c_emb.T
+    ties = sum(len(row) - len(torch.unique(row)) for row in scores)
+    assert ties > scores.numel() // 2, "the case must be full of ties"
+    new = score_lareqa(q_emb, c_emb, qs, cs, seen_languages=["de", "en"])
+    with old_scoring():
+        old = score_lareqa(q_emb, c_emb, qs, cs, seen_languages=["de", "en"])
+    assert len(new["per_query"]) > 1000
+    pd.testing.assert_frame_equal(new["per_query"], old["per_query"], check_exact=True)
+    assert same(new["summary"], old["summary"])

@@ -186,3 +186,45 @@ def test_per_query_metric_table_matches_the_functions():
     got = {name: f(ranks) for name, (f, _b) in M.PER_QUERY.items()}
     assert got == {"ap": M.average_precision(ranks), "rr": 0.5, "ndcg10": M.ndcg_at(ranks, 10),
                    "r1": 0.0, "r10": M.recall_at(ranks, 10), "rank_distance": 38.0}
+
+
+# ------------------------------------------- issue 22 item 7: no full sort, the same values bit for bit
+def tie_heavy_scores(n_q=37, n_c=211, seed=0, dtype=np.float32) -> np.ndarray:
+    """Scores with every kind of tie: coarse rounding, duplicated candidate columns, +0.0 / -0.0, a row
+    that is constant (every candidate tied) and a row tied at the k-th place."""
+    rng = np.random.default_rng(seed)
+    s = np.round(rng.normal(size=(n_q, n_c)), 1).astype(dtype)
+    s[:, 150:170] = s[:, 10:30]  # duplicated candidates (identical texts embed identically)
+    s[0] = 0.0
+    s[1, ::2] = -0.0
+    s[2] = 1.0
+    s[3, :120] = 5.0  # far more than k tied at the top
+    return s
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relevant_ranks_equal_the_old_implementation_with_ties(seed, dtype):
+    from helpers.reference_scoring import relevant_ranks as old
+
+    s = tie_heavy_scores(seed=seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 10)
+    relevant = [sorted(rng.choice(s.shape[1], size=int(rng.integers(1, 12)), replace=False).tolist())
+                for _ in range(len(s))]
+    for chunk in (1, 5, 32):
+        new = M.relevant_ranks(torch.from_numpy(s), relevant, chunk=chunk)
+        ref = old(torch.from_numpy(s), relevant)
+        assert len(new) == len(ref)
+        for a, b in zip(new, ref):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("k", [1, 10, 100, 211, 500])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_is_the_head_of_a_full_stable_sort(k, dtype):
+    from helpers.reference_scoring import top_k as old
+
+    for seed in (0, 1, 2):
+        s = tie_heavy_scores(seed=seed, dtype=dtype)
+        for chunk in (3, 256):
+            assert np.array_equal(M.top_k(torch.from_numpy(s), k, chunk=chunk), old(torch.from_numpy(s), k))

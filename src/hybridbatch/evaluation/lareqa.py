@@ -63,7 +63,7 @@ def candidate_texts(candidates: pd.DataFrame, mode: str) -> list[str]:
 def _same_language_share(scores: torch.Tensor, c_lang: np.ndarray, lang: str, ks=SHARE_AT) -> dict[int, float]:
     """Mean share of candidates in the query's language among each query's top k (ties by index)."""
     kmax = min(max(ks), scores.shape[1])
-    top = torch.sort(-scores, dim=1, stable=True).indices[:, :kmax].numpy()  # stable: equal scores by index
+    top = M.top_k(scores, kmax)  # an exact top k, equal scores by index (no full sort)
     same = c_lang[top] == lang
     return {k: float(same[:, :min(k, kmax)].mean()) for k in ks}
 

@@ -16,46 +16,80 @@ the evaluators and ``check_metric`` their range check (AP, recall, MRR, nDCG, sh
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import torch
+def _as_numpy(scores) -> np.ndarray:
+    """A (Q, N) score matrix (torch tensor or array) as a numpy array, without copying a CPU tensor."""
+    if hasattr(scores, "detach"):
+        scores = scores.detach().cpu().numpy()
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a (queries, candidates) matrix, got shape {scores.shape}")
+    return scores
 
 
-def relevant_ranks(scores: torch.Tensor, relevant: Sequence[Sequence[int]], chunk: int = 128) -> list[np.ndarray]:
-    """1-based ranks (sorted ascending) of each query's relevant candidates.
+def relevant_ranks(scores, relevant: Sequence[Sequence[int]], chunk: int = 32) -> list[np.ndarray]:
+    """1-based ranks (sorted ascending) of each query's relevant candidates, by the convention above.
 
-    scores: (Q, N) float tensor; relevant[q]: indices into the N candidates (non-empty, distinct). Needs torch
-    (imported here, so that the module itself imports with numpy only: the light core).
+    scores: (Q, N) float tensor or array; relevant[q]: indices into the N candidates (non-empty, distinct).
+    No sort: per relevant candidate, one vectorised count of the candidates scoring higher and one of those
+    scoring equal; only where another candidate ties with it is ``#{j < c : s[q, j] == s[q, c]}`` counted
+    (numpy only: the light core).
     """
-    import torch
-
-    n_q, n_c = scores.shape
+    a = _as_numpy(scores)
+    n_q, n_c = a.shape
     if len(relevant) != n_q:
         raise ValueError(f"{len(relevant)} relevance lists for {n_q} queries")
     width = max((len(r) for r in relevant), default=0)
-    rel = torch.full((n_q, max(width, 1)), -1, dtype=torch.long)
+    rel = np.full((n_q, max(width, 1)), -1, dtype=np.int64)
     for i, r in enumerate(relevant):
         if len(r) == 0:
             raise ValueError(f"query {i} has no relevant candidate")
-        rel[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-    if rel.max() >= n_c:
+        rel[i, :len(r)] = np.asarray(list(r), dtype=np.int64)
+    if n_q and rel.max() >= n_c:
         raise ValueError(f"relevant index {int(rel.max())} out of range for {n_c} candidates")
-    cand = torch.arange(n_c)
-    out: list[np.ndarray] = []
+    valid = rel >= 0
+    idx = np.where(valid, rel, 0)
+    target = np.take_along_axis(a, idx, axis=1)  # (Q, R)
+    higher = np.empty(target.shape, dtype=np.int64)
+    equal = np.empty(target.shape, dtype=np.int64)
+    for s in range(0, n_q, chunk):  # (chunk, R, N) booleans at a time
+        block, t = a[s:s + chunk, None, :], target[s:s + chunk, :, None]
+        higher[s:s + chunk] = np.count_nonzero(block > t, axis=-1)
+        equal[s:s + chunk] = np.count_nonzero(block == t, axis=-1)
+    ranks = 1 + higher
+    for q, r in zip(*np.nonzero(valid & (equal > 1))):  # ties with another candidate: those before it rank higher
+        c = idx[q, r]
+        ranks[q, r] += np.count_nonzero(a[q, :c] == target[q, r])
+    return [np.sort(row[ok]) for row, ok in zip(ranks, valid)]
+
+
+def top_k(scores, k: int, chunk: int = 256) -> np.ndarray:
+    """(Q, min(k, N)) candidate indices of each query's top k, best first, by the convention above.
+
+    Equal to the first k columns of a full stable sort by decreasing score (ties by increasing index), without
+    it: the k-th largest score ``v`` (a partition), every candidate above ``v`` plus the lowest-indexed ones
+    equal to ``v`` up to k, then a stable sort of that block.
+    """
+    a = _as_numpy(scores)
+    n_q, n_c = a.shape
+    k = min(k, n_c)
+    out = np.empty((n_q, k), dtype=np.int64)
+    if k == 0:
+        return out
     for s in range(0, n_q, chunk):
-        sc = scores[s:s + chunk]  # (b, N)
-        rc = rel[s:s + chunk]  # (b, R)
-        valid = rc >= 0
-        target = torch.gather(sc, 1, rc.clamp(min=0))  # (b, R)
-        higher = (sc.unsqueeze(1) > target.unsqueeze(2)).sum(-1)
-        tied_before = ((sc.unsqueeze(1) == target.unsqueeze(2))
-                       & (cand.view(1, 1, -1) < rc.clamp(min=0).unsqueeze(2))).sum(-1)
-        ranks = (1 + higher + tied_before).numpy()
-        for row, ok in zip(ranks, valid.numpy()):
-            out.append(np.sort(row[ok]))
+        block = a[s:s + chunk]
+        v = np.partition(block, n_c - k, axis=1)[:, n_c - k:n_c - k + 1]  # k-th largest of each row
+        take = block >= v
+        extra = np.count_nonzero(take, axis=1) - k  # > 0 where more than one candidate ties at v
+        for row in np.flatnonzero(extra):
+            tied = np.flatnonzero(block[row] == v[row, 0])
+            take[row, tied[len(tied) - extra[row]:]] = False  # keep the lowest-indexed ones
+        idx = np.nonzero(take)[1].reshape(len(block), k)  # ascending within a row
+        order = np.argsort(-np.take_along_axis(block, idx, axis=1), axis=1, kind="stable")
+        out[s:s + chunk] = np.take_along_axis(idx, order, axis=1)
     return out
 
 

@@ -100,3 +100,79 @@ def test_other_errors_are_not_mistaken_for_a_full_disk(tmp_path, monkeypatch):
     (tmp_path / "live").mkdir()
     with pytest.raises(PermissionError):
         ck.save(2, {}, tmp_path / "live")
+
+
+# ------------------------------------------------------------------- only the trainable part is stored
+def _frozen_embeddings_model(seed: int = 0) -> torch.nn.Module:
+    """A tiny BERT whose word embeddings (frozen, as with train.freeze_word_embeddings) dominate its size."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    model = BertModel(BertConfig(vocab_size=8000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64, max_position_embeddings=64), add_pooling_layer=False)
+    model.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def test_a_checkpoint_stores_the_trainable_parameters_only(tmp_path, capsys):
+    model = _frozen_embeddings_model()
+    ck = C.Checkpoints(tmp_path / "ck", FP, frozen=C.frozen_sha256(model))
+    (tmp_path / "live").mkdir()
+    assert ck.save(2, {"model": C.trainable_state(model)}, tmp_path / "live")
+    torch.save({"model": model.state_dict()}, tmp_path / "full.pt")  # what a checkpoint held before
+    small = (tmp_path / "ck" / "step-000002" / "state.pt").stat().st_size
+    full = (tmp_path / "full.pt").stat().st_size
+    with capsys.disabled():
+        print(f"\ncheckpoint weights: {full / 1e6:.2f} MB full model -> {small / 1e6:.2f} MB trainable only")
+    assert small < full / 4  # 8000 x 32 frozen embeddings of ~300k parameters
+    state = ck.latest()
+    assert "embeddings.word_embeddings.weight" not in state["model"]
+    assert set(state["model"]) == {n for n, p in model.named_parameters() if p.requires_grad}
+
+    # resume: the base model (another in-memory copy of it), then the stored parameters -> the same model
+    trained = _frozen_embeddings_model()
+    with torch.no_grad():
+        for p in trained.parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    ck.save(4, {"model": C.trainable_state(trained)}, tmp_path / "live")
+    resumed = _frozen_embeddings_model()
+    C.load_trainable(resumed, ck.latest()["model"])
+    a, b = trained.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_of_another_frozen_part_is_refused(tmp_path, caplog):
+    """A step checkpoint whose frozen tensors are not those of the base model loaded now is refused like a
+    damaged one: an older one is tried, and with none usable the run starts afresh."""
+    model = _frozen_embeddings_model()
+    (tmp_path / "live").mkdir()
+    ck = C.Checkpoints(tmp_path / "ck", FP, frozen=C.frozen_sha256(model))
+    ck.save(2, {"model": C.trainable_state(model)}, tmp_path / "live")
+    other = _frozen_embeddings_model()
+    with torch.no_grad():
+        other.get_input_embeddings().weight[0, 0] += 1e-3  # one frozen value differs
+    assert C.frozen_sha256(other) != ck.frozen
+    C.Checkpoints(tmp_path / "ck", FP, frozen=C.frozen_sha256(other)).save(4, {"model": {}}, tmp_path / "live")
+    with caplog.at_level(logging.WARNING):
+        state = ck.latest()
+    assert state["step"] == 2  # the newer one (other frozen part) refused, the older one used
+    assert "ignoring checkpoint" in caplog.text and "step-000004" in caplog.text and "frozen" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert C.Checkpoints(tmp_path / "ck", FP, frozen="0" * 64).latest() is None
+    assert "starting afresh" in caplog.text
+    # the hash covers which parameters are trainable, and the buffers
+    unfrozen = _frozen_embeddings_model()
+    unfrozen.get_input_embeddings().weight.requires_grad_(True)
+    assert C.frozen_sha256(unfrozen) != ck.frozen
+    assert C.frozen_sha256(_frozen_embeddings_model()) == ck.frozen  # deterministic
+
+
+def test_stored_parameters_of_another_model_are_refused(tmp_path):
+    model = _frozen_embeddings_model()
+    state = C.trainable_state(model)
+    with pytest.raises(C.CheckpointError, match="not this model's trainable"):
+        C.load_trainable(model, {k: v for k, v in state.items() if "pooler" not in k and "layer.0." not in k})
+    with pytest.raises(C.CheckpointError, match="shape"):
+        C.load_trainable(model, {**state, "encoder.layer.0.output.dense.bias": torch.zeros(3)})

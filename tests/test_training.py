@@ -58,16 +58,21 @@ def losses(live: Path) -> list[float]:
     return pd.read_csv(live / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")["loss"].tolist()
 
 
-def test_sigkilled_run_resumes_to_identical_weights(tmp_path, tiny, prepared):
-    ref = run_train(tmp_path, tiny, prepared, "ref", BASE)
+@pytest.mark.parametrize("freeze", [False, True], ids=["all-trained", "frozen-word-embeddings"])
+def test_sigkilled_run_resumes_to_identical_weights(tmp_path, tiny, prepared, freeze):
+    cfg = {**BASE, "freeze_word_embeddings": freeze}
+    ref = run_train(tmp_path, tiny, prepared, "ref", cfg)
     assert ref.returncode == 0, ref.stderr[-3000:]
 
-    killed = run_train(tmp_path, tiny, prepared, "run", BASE, {KILL_ENV: "5"})
+    killed = run_train(tmp_path, tiny, prepared, "run", cfg, {KILL_ENV: "5"})
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL after step 5; last checkpoint at 4
     assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "run" / "live").exists()
     assert sorted(p.name for p in (tmp_path / "run" / "ckpt").glob("step-*")) == ["step-000002", "step-000004"]
+    # the checkpoint holds the trainable parameters only: frozen word embeddings come from the base model
+    stored = torch.load(tmp_path / "run" / "ckpt" / "step-000004" / "state.pt", weights_only=False)["trainer"]["model"]
+    assert ("embeddings.word_embeddings.weight" in stored) is not freeze and len(stored) > 10
 
-    resumed = run_train(tmp_path, tiny, prepared, "run", BASE)
+    resumed = run_train(tmp_path, tiny, prepared, "run", cfg)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from the checkpoint at step 4" in resumed.stderr
     a = load_file(tmp_path / "ref" / "model" / "model.safetensors")

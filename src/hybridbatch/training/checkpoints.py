@@ -3,6 +3,13 @@
 Layout under one directory: ``step-NNNNNN/`` (the two latest kept: ``state.pt``, ``state.sha256``,
 ``live/`` -- the dvclive logs so far) and ``best.pt`` + ``best.sha256`` (the weights early stopping keeps).
 
+* Only the trainable part of the model is stored (:func:`trainable_state`: the parameters that require grad;
+  with ``train.freeze_word_embeddings`` the 96M-parameter word embeddings of e5-small are not, so a checkpoint
+  holds 87 MB of weights instead of 471 MB). Resuming loads the base model as a fresh start does, then those
+  parameters (:func:`load_trainable`). The rest -- frozen parameters and buffers -- is the base model's, and
+  its hash (:func:`frozen_sha256`) is recorded in every step checkpoint: one whose frozen part differs from
+  the model this run loaded is refused like a damaged one (an older one is tried, else a fresh start).
+
 * Each checkpoint is written to a temporary directory and renamed into place, so a kill at any moment
   leaves the previous or the new checkpoint, never a partial one.
 * Reading verifies the SHA-256 written beside the file and that torch can load it; a damaged latest
@@ -16,6 +23,7 @@ Layout under one directory: ``step-NNNNNN/`` (the two latest kept: ``state.pt``,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -32,6 +40,43 @@ KEEP = 2  # step checkpoints kept: the latest and one to fall back to
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that is missing, truncated or does not match its checksum."""
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters of ``model`` that require grad, by name (detached): what a checkpoint stores."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def frozen_sha256(model: torch.nn.Module) -> str:
+    """sha256 over what a checkpoint does not store: the names of the trainable parameters, then every other
+    ``state_dict`` entry (frozen parameters, buffers) -- name, dtype, shape and bytes."""
+    trainable = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    h = hashlib.sha256(("trainable:" + ",".join(sorted(trainable))).encode() + b"\0")
+    for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
+        if name in trainable:
+            continue
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}\0".encode())
+        h.update(t.view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def load_trainable(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy the stored trainable parameters into ``model`` (whose frozen part is the base model's);
+    :class:`CheckpointError` when the names or shapes are not this model's trainable parameters."""
+    params = dict(model.named_parameters())
+    expected = {name for name, p in params.items() if p.requires_grad}
+    missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+    if missing or unexpected:
+        raise CheckpointError(f"the stored parameters are not this model's trainable ones (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
+    wrong = [n for n, t in tensors.items() if tuple(t.shape) != tuple(params[n].shape)]
+    if wrong:
+        raise CheckpointError(f"stored parameter {wrong[0]} has shape {tuple(tensors[wrong[0]].shape)}, "
+                              f"the model's {tuple(params[wrong[0]].shape)}")
+    with torch.no_grad():  # as Module.load_state_dict does: an exact copy
+        for name, value in tensors.items():
+            params[name].copy_(value)
 
 
 def _save_verified(obj, path: Path) -> None:
@@ -59,11 +104,13 @@ def _load_verified(path: Path, *, weights_only: bool):
 
 
 class Checkpoints:
-    """Resumable training state under one directory (see the module docstring)."""
+    """Resumable training state under one directory (see the module docstring). ``frozen``: the
+    :func:`frozen_sha256` of the model this run loaded (a step checkpoint of another frozen part is refused)."""
 
-    def __init__(self, root: str | os.PathLike, fingerprint: dict) -> None:
+    def __init__(self, root: str | os.PathLike, fingerprint: dict, frozen: str | None = None) -> None:
         self.root = Path(root)
         self.fingerprint = fingerprint
+        self.frozen = frozen
 
     def _steps(self) -> list[Path]:
         return sorted(self.root.glob("step-[0-9]*[0-9]"))
@@ -79,6 +126,11 @@ class Checkpoints:
             if state.get("fingerprint") != self.fingerprint:
                 logger.warning("ignoring checkpoint %s: written with other settings", path)
                 return None
+            if state.get("frozen_sha256") != self.frozen:
+                logger.warning("ignoring checkpoint %s: its frozen parameters (sha256 %.12s...) are not those of "
+                               "the base model loaded now (%.12s...); trying an older one", path,
+                               state.get("frozen_sha256"), self.frozen)
+                continue
             if not (path / "live").is_dir():
                 logger.warning("ignoring checkpoint %s: its live/ logs are missing; trying an older one", path)
                 continue
@@ -93,7 +145,8 @@ class Checkpoints:
         target = self.root / f"step-{step:06d}"
         try:
             with atomic_dir(target) as tmp:
-                _save_verified({**state, "step": step, "fingerprint": self.fingerprint}, tmp / "state.pt")
+                _save_verified({**state, "step": step, "fingerprint": self.fingerprint,
+                                "frozen_sha256": self.frozen}, tmp / "state.pt")
                 shutil.copytree(live_dir, tmp / "live")
         except (OSError, RuntimeError) as exc:
             if not is_disk_full(exc):
@@ -105,7 +158,8 @@ class Checkpoints:
         return True
 
     def save_best(self, model_state: dict) -> None:
-        """The weights early stopping keeps (a full disk stops the run: they cannot be skipped)."""
+        """The weights early stopping keeps (:func:`trainable_state`; a full disk stops the run: they cannot be
+        skipped)."""
         target = self.root / "best.pt"
         try:
             with atomic_path(target) as tmp:

@@ -7,8 +7,8 @@ into its own shard, and the parameter gradients are summed across ranks -- exact
 single-process loss on the global batch. With ``grad_cache_chunk`` the same step runs as GradCache
 (embeddings without graphs, then chunk-by-chunk replay), so large batches fit small memory.
 
-Resumable: every ``checkpoint_every`` steps the full training state (weights, optimiser, scheduler, RNG,
-counters, the dvclive logs so far) is saved atomically under the checkpoint directory; a killed run started
+Resumable: every ``checkpoint_every`` steps the full training state (trainable weights, optimiser, scheduler,
+RNG, counters, the dvclive logs so far) is saved atomically under the checkpoint directory; a killed run started
 again with the same settings resumes there and ends with the same weights as an uninterrupted run. The
 sampler's state is not stored: it is replayed from its seed (drawing is cheap and exact).
 """
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hybridbatch.training.checkpoints import Checkpoints
+from hybridbatch.training.checkpoints import Checkpoints, frozen_sha256, load_trainable, trainable_state
 from hybridbatch.training.distributed import DistContext
 from hybridbatch.model.encoder import DualEncoder
 from hybridbatch.training.gradcache import cached_backward
@@ -161,11 +161,13 @@ class Trainer:
                                         "cross": float(np.mean(cross)) if cross else None}
 
     def state_dict(self) -> dict:
-        return {"model": self.encoder.model.state_dict(), "optimizer": self.opt.state_dict(),
+        """What a checkpoint stores: the trainable parameters only (the frozen ones are the base model's),
+        the optimiser and the scheduler."""
+        return {"model": trainable_state(self.encoder.model), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.encoder.model.load_state_dict(state["model"])
+        load_trainable(self.encoder.model, state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
 
@@ -313,7 +315,8 @@ def _setup(base_model: str | os.PathLike, prepared_dir: str | os.PathLike, strat
     tmp_ckpt = tempfile.TemporaryDirectory(prefix="hybridbatch-ckpt-") if checkpoint_dir is None else None
     ckpt = Checkpoints(checkpoint_dir or tmp_ckpt.name,
                        {"strategy": strategy, "base_model": str(base_model), "world_size": dist_ctx.world_size,
-                        **_inputs_fingerprint(base_model, prepared_dir), **cfg.result_settings()})
+                        **_inputs_fingerprint(base_model, prepared_dir), **cfg.result_settings()},
+                       frozen=frozen_sha256(encoder.model))
     run = _RunState(dist_ctx, sources, train_data, val_data, sampler, val, train_langs, encoder, trainer, ckpt,
                     tmp_ckpt)
     _resume(run, ckpt.latest())
@@ -384,7 +387,7 @@ def _train_steps(run: _RunState, cfg: TrainConfig, strategy: str, live, start_ti
             if cfg.keep_best and val_loss < run.best["val_loss"] and dist_ctx.main:
                 run.best = {"val_loss": val_loss, "step": done}
                 if done < cfg.steps:  # the final weights are in memory anyway
-                    ckpt.save_best(run.encoder.model.state_dict())
+                    ckpt.save_best(trainable_state(run.encoder.model))
         bar.set_postfix(loss=f"{loss:.3f}", kind=batch.kind, **{k: f"{v:.3f}" for k, v in run.last_val.items()})
         live.next_step()
         if done % cfg.checkpoint_every == 0 and done < cfg.steps and dist_ctx.main:
@@ -445,7 +448,7 @@ def _finish(state: _RunState, base_model: str | os.PathLike, strategy: str, cfg:
     best, kinds, encoder = state.best, state.kinds, state.encoder
     if best["step"] is not None and best["step"] < cfg.steps:
         logger.info("keeping the best checkpoint: step %d (validation loss %.4f)", best["step"], best["val_loss"])
-        encoder.model.load_state_dict(state.ckpt.load_best())
+        load_trainable(encoder.model, state.ckpt.load_best())
     # training_summary.json holds no timings: the checkpoint directory is a function of the inputs only, so a
     # re-run that reproduces the weights leaves DVC's hash unchanged (timings: ``timing_path``)
     counts = encoder.parameter_counts()

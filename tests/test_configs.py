@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from helpers.tiny import REPO, make_prepared, make_tiny_model
-from hybridbatch.params import SECTIONS, TrainParams, overlay_overrides
+from hybridbatch.overlays import overlay_overrides
+from hybridbatch.params import SECTIONS, TrainParams
 from hybridbatch.data.sources import load_source
 from hybridbatch.params import TrainConfig
 from hybridbatch.training.loop import build_training_sampler, train
@@ -94,3 +95,28 @@ def test_train_with_two_sources_end_to_end(two_sources):
     assert "it" in summary["train_languages"]  # Italian comes only from the second source
     saved = json.loads((tmp / "out" / "training_summary.json").read_text())
     assert saved["sources"] == ["mlqa_r", "squad"]
+
+
+def test_the_study_overlay_is_the_preregistered_design(tmp_path):
+    """configs/study.yaml is docs/PREREGISTRATION.md §5: a fixed budget, X-X-mono / X-Y / Hybrid x 10 seeds on
+    mlqa2xquad and x 5 on xquad2mlqa, X-X (mixed) x 3 on both, a 4x budget ladder x 3 seeds; it validates."""
+    from helpers.study import write_study_params
+    from hybridbatch import grid
+    from hybridbatch.params import read_params, validate_all
+    from hybridbatch.strategies import TRAINED
+
+    path = write_study_params(tmp_path / "params.yaml")
+    validate_all(path, strategies=TRAINED)
+    params = read_params(path)
+    assert params["train"]["keep_best"] is False
+    runs = grid.grid_runs(params, "main")
+    trained = runs[runs["seed"].notna()]
+    cells = trained.groupby(["fold", "strategy"])["seed"].nunique().to_dict()
+    for strategy in ("xx", "xy", "hybrid"):
+        assert cells[("mlqa2xquad", strategy)] == 10 and cells[("xquad2mlqa", strategy)] >= 5
+    assert cells[("mlqa2xquad", "xx-mixed")] == cells[("xquad2mlqa", "xx-mixed")] == 3
+    ladder = params["grid"]["ladder"]
+    assert ladder["steps"] == [4 * params["train"]["steps"]] and len(ladder["seeds"]) == 3
+    assert set(ladder["strategies"]) == {"xx", "xy", "hybrid"}
+    assert len(grid.trained_runs(params)) == 78
+    assert "configs/study.yaml" in (REPO / "docs" / "PREREGISTRATION.md").read_text()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.study import study_params
 from helpers.tiny import REPO
 from hybridbatch.model.encoder import EncoderError, check_checkpoint, position_limit
 
@@ -21,7 +22,7 @@ VALIDATE_OUT = "build/params.ok"
 def _params(tmp_path: Path, edit=None, text: str | None = None) -> Path:
     path = tmp_path / "params.yaml"
     if text is None:
-        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params = study_params()  # the pre-registered study: every block in use
         if edit:
             edit(params)
         text = yaml.safe_dump(params, sort_keys=False)
@@ -71,13 +72,25 @@ def _set(section, key, value):
 
 BAD = {
     "bm25.k1 a word": (_set("bm25", "k1", "high"), "bm25.k1"),
-    "no seeds": (_set("grid", "seeds", []), "grid.seeds"),
-    "duplicate seeds": (_set("grid", "seeds", [13, 13]), "seeds: 13 repeated"),
-    "negative seed": (_set("grid", "seeds", [-1]), "seeds: seed -1 < 0"),
-    "unknown strategy": (_set("grid", "strategies", ["xx", "xz"]), "grid.strategies: unknown strategy 'xz'"),
+    "the earlier single seed list": (_set("grid", "seeds", [13]), "grid: seeds: replaced by main"),
+    "duplicate seeds": (lambda p: p["grid"]["main"]["primary"].__setitem__("seeds", [13, 13]),
+                        "grid.main.primary: seeds: 13 repeated"),
+    "negative seed": (lambda p: p["grid"]["main"]["mixed"].__setitem__("seeds", [-1]),
+                      "grid.main.mixed: seeds: seed -1 < 0"),
+    "overlapping blocks": (lambda p: p["grid"]["main"]["secondary"].__setitem__("folds", ["mlqa2xquad"]),
+                           "main.secondary: fold mlqa2xquad x strategy xx is also in block main.primary"),
+    "missing block": (lambda p: p["grid"]["main"].pop("secondary"), "main: the blocks must be primary, secondary"),
+    "non-positive ladder steps": (lambda p: p["grid"]["ladder"].__setitem__("steps", [0]), "grid.ladder.steps.0"),
+    "unknown ladder strategy": (lambda p: p["grid"]["ladder"].__setitem__("strategies", ["bm25"]),
+                                "grid.ladder.strategies: unknown strategy 'bm25'"),
+    "negative tatoeba seed": (_set("grid", "tatoeba_seeds", [-3]), "tatoeba_seeds: seed -3 < 0"),
+    "unknown strategy": (_set("grid", "strategies", ["xx", "xx-mixed", "xy", "hybrid", "xz"]),
+                         "grid.strategies: unknown strategy 'xz'"),
     "unknown scaling strategy": (_set("grid", "scaling_strategies", ["zeroshot"]),
                                  "grid.scaling_strategies: unknown strategy 'zeroshot'"),
-    "unknown fold": (_set("grid", "folds", ["mlqa2xquad", "nowhere"]), "grid.folds: fold 'nowhere'"),
+    "unknown fold": (_set("grid", "folds", ["mlqa2xquad", "xquad2mlqa", "nowhere"]), "grid.folds: fold 'nowhere'"),
+    "block fold outside grid.folds": (_set("grid", "folds", ["mlqa2xquad"]),
+                                      "grid: main.secondary.folds: 'xquad2mlqa' is not in grid.folds"),
     "unknown fold dataset": (lambda p: p["folds"]["mlqa2xquad"].__setitem__("eval", "squad"),
                              "folds.mlqa2xquad.eval: dataset 'squad' is not prepared"),
     "unprepared fold dataset": (_set("prepare", "datasets", {"xquad_r": ["en", "de"]}),

@@ -170,3 +170,94 @@ def test_train_stage_rejects_alpha_for_other_strategies(tmp_path: Path) -> None:
                            "--run", "r", "--fold", "nofold", "--strategy", "xx", "--seed", "1"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "'nofold' is not in the `folds` section" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------- the study's runs
+def test_grid_runs_of_the_study_follow_its_blocks(repo: Path) -> None:
+    """The pre-registered study (configs/study.yaml): the main table is the union of its blocks (each cell with its
+    own seeds), the ladder has its own run names and ``steps``, the alpha sweep runs grid.alpha_seeds."""
+    from helpers.study import study_params
+    from hybridbatch import grid
+
+    params = study_params(repo)
+    g = params["grid"]
+    main = grid.grid_runs(params, "main")
+    trained = main[main["seed"].notna()]
+    expected = {f"{f}-{s}-s{seed}" for b in g["main"].values() for f in b["folds"] for s in b["strategies"]
+                for seed in b["seeds"]}
+    assert set(trained["run"]) == expected and len(trained) == len(expected)
+    assert len(expected) == sum(len(b["folds"]) * len(b["strategies"]) * len(b["seeds"]) for b in g["main"].values())
+    cells = grid.cell_seeds(params)
+    assert cells[("mlqa2xquad", "hybrid")] == list(range(13, 23)) and cells[("xquad2mlqa", "xy")] == list(range(13, 18))
+    assert cells[("xquad2mlqa", "xx-mixed")] == [13, 14, 15] and ("xquad2mlqa", "xx-mixed") in cells
+    assert main["steps"].isna().all() and list(main.columns) == grid.SPEC_COLUMNS and "steps" in grid.SPEC_COLUMNS
+    ladder = grid.grid_runs(params, "ladder")
+    rung = ladder[ladder["steps"].notna()]
+    assert len(rung) == len(g["ladder"]["steps"]) * len(g["ladder"]["strategies"]) * len(g["ladder"]["seeds"])
+    assert "mlqa2xquad-steps480-hybrid-s13" in set(rung["run"]) and set(rung["steps"]) == set(g["ladder"]["steps"])
+    assert set(ladder.loc[ladder["steps"].isna(), "run"]) <= expected  # the main budget: main runs
+    alpha = grid.grid_runs(params, "alpha")
+    assert set(alpha["seed"]) == set(g["alpha_seeds"])
+
+
+def test_grid_runs_read_an_older_single_product_grid() -> None:
+    """A params file of the earlier study (grid.seeds, no blocks): one block, every main run evaluated on Tatoeba,
+    the alpha sweep on those seeds, no ladder."""
+    from hybridbatch import grid
+
+    folds = {"f": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "de"]}}
+    params = {"folds": folds, "grid": {"folds": ["f"], "strategies": ["xx", "hybrid"], "seeds": [1, 2],
+                                       "scaling_fold": "f", "scaling_seeds": [1], "scaling_strategies": [],
+                                       "layers": [], "n_languages": [], "alphas": [0.25]}}
+    assert grid.main_blocks(params) == {"main": {"folds": ["f"], "strategies": ["xx", "hybrid"], "seeds": [1, 2]}}
+    assert grid.alpha_seeds(params) == grid.tatoeba_seeds(params) == [1, 2]
+    runs = grid.grid_runs(params)
+    assert "ladder" not in set(runs["study"]) and len(runs[runs["study"] == "main"]) == 2 + 4
+    assert len(runs[runs["study"] == "alpha"]) == 2 * 3  # per seed: alpha 0.25, the main hybrid (0.5) and xx (1) runs
+
+
+def test_run_names_of_the_ladder() -> None:
+    from hybridbatch import grid
+
+    assert grid.run_name("f", "xy", 13, steps=480) == "f-steps480-xy-s13"
+    assert grid.run_name("f", "xy", 13) == "f-xy-s13"
+    with pytest.raises(ValueError, match="no training budget"):
+        grid.run_name("f", "zeroshot", steps=480)
+
+
+def test_train_stage_steps_override(tmp_path: Path) -> None:
+    """--steps replaces train.steps for one run (the budget ladder) and is refused below 1 with one line."""
+    proc = subprocess.run([sys.executable, str(ROOT / "src" / "stages" / "train.py"), "--params", str(ROOT / "params.yaml"),
+                           "--run", "r", "--fold", "mlqa2xquad", "--strategy", "xy", "--seed", "1", "--steps", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: --steps: 0 < 1"), proc.stderr
+
+
+def test_fixed_budget_keeps_the_last_step(tmp_path: Path) -> None:
+    """train.keep_best false: the saved model is the final step's, the record's best_step is the last step, and
+    validation is still logged."""
+    from helpers.tiny import make_prepared
+    from hybridbatch.params import TrainConfig
+    from hybridbatch.training.loop import train
+
+    prepared = make_prepared(tmp_path / "prepared")
+    model = make_tiny_model(tmp_path / "model")
+    cfg = TrainConfig(batch_size=4, steps=4, warmup_steps=0, max_query_length=32, max_passage_length=48,
+                      val_batches=2, eval_every=2, keep_best=False, threads=1, languages=["ar", "de", "en", "es"])
+    summary = train(model, prepared, "hybrid", cfg, tmp_path / "out", tmp_path / "live")
+    saved = json.loads((tmp_path / "out" / "training_summary.json").read_text())
+    assert saved["config"]["best_step"] == saved["config"]["steps"] == 4 and saved["best_step"] is None
+    assert [v["step"] for v in saved["validation"]] == [0, 2, 4] and summary["steps"] == 4
+
+
+def test_the_fake_study_grid_is_a_valid_study_grid() -> None:
+    """tests/helpers/fake_results.STUDY_GRID (for the report's tests) passes the one validator."""
+    from helpers.fake_results import fake_study_params
+    from hybridbatch import grid
+    from hybridbatch.params import GridParams
+
+    params = fake_study_params()
+    GridParams.model_validate(params["grid"])
+    runs = grid.grid_runs(params)
+    assert len(runs[(runs["study"] == "main") & runs["seed"].notna()]) == 3 * 3 + 3 * 2 + 2 * 2
+    assert len(runs[runs["steps"].notna()]) == 3 * 2

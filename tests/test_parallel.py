@@ -29,17 +29,23 @@ TINY = {
     "prepare": {"max_questions": 40, "tatoeba": ["deu"],
                 "datasets": {"xquad_r": ["de", "en"], "mlqa_r": ["ar", "en", "es", "hi"]}},
     "folds": {"mlqa2xquad": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "ar", "es", "hi"]}},
-    "grid": {"folds": ["mlqa2xquad"], "strategies": ["xx", "hybrid"], "seeds": [1],
+    "grid": {"folds": ["mlqa2xquad"], "strategies": ["xx", "hybrid"],
+             "main": {"primary": {"folds": ["mlqa2xquad"], "strategies": ["xx", "hybrid"], "seeds": [1]},
+                      "secondary": {"folds": [], "strategies": [], "seeds": []},
+                      "mixed": {"folds": [], "strategies": [], "seeds": []}},
+             "tatoeba_seeds": [1], "ladder": {"fold": "mlqa2xquad", "steps": [], "strategies": [], "seeds": []},
              "scaling_fold": "mlqa2xquad", "scaling_seeds": [1], "scaling_strategies": [],
-             "layers": [], "n_languages": [], "alphas": []},
+             "layers": [], "n_languages": [], "alphas": [], "alpha_seeds": []},
     "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "val_batches": 2, "eval_every": 1,
               "max_passage_length": 64},
     "execution": {"checkpoint_every": 1},
     "evaluate": {"sample_fraction": 1.0, "tatoeba_pairs": 20},
     "miracl": {"languages": ["sw"], "runs": {"mlqa2xquad-zeroshot": "models/e5-small"}},
 }
-UPSTREAM = ["prepare", "import_model", "code_train", "code_evaluate"]
-TARGETS = ["evaluate_zeroshot@mlqa2xquad", "bm25@mlqa2xquad", "miracl@mlqa2xquad-zeroshot",
+# the shared upstream: the params check, data, base model, code stamps, and the fold's zero-shot evaluation (the
+# baseline of every model card, so it feeds several runs)
+UPSTREAM = ["validate", "prepare", "import_model", "code_train", "code_evaluate", "evaluate_zeroshot@mlqa2xquad"]
+TARGETS = ["bm25@mlqa2xquad", "miracl@mlqa2xquad-zeroshot",
            "model_card@mlqa2xquad-xx-1", "model_card@mlqa2xquad-hybrid-1"]
 GRID = ["train@mlqa2xquad-xx-1", "train@mlqa2xquad-hybrid-1", "evaluate@mlqa2xquad-xx-1",
         "evaluate@mlqa2xquad-hybrid-1", *TARGETS]
@@ -64,9 +70,11 @@ def _env(root: Path) -> dict:
 
 
 def _study(tmp: Path, repo: Path) -> Path:
-    """An empty DVC repository with the study's dvc.yaml and params.yaml (for the plan)."""
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(repo / name, tmp / name)
+    """An empty DVC repository with dvc.yaml and the pre-registered study's params (for the plan)."""
+    from helpers.study import write_study_params
+
+    shutil.copy(repo / "dvc.yaml", tmp / "dvc.yaml")
+    write_study_params(tmp / "params.yaml", repo)
     run(["dvc", "init", "--no-scm", "-q"], tmp, _env(repo))
     return tmp
 
@@ -74,7 +82,7 @@ def _study(tmp: Path, repo: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ plan (fast)
 def test_plan_of_the_study_keeps_runs_whole(tmp_path, repo):
     graph = parallel.load_graph(_study(tmp_path, repo))
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     grid = params["grid"]
     plan = parallel.make_plan(graph, None, 4)
     # the shared upstream: every non-matrix ancestor, and the shrunk encoders (each under several train_size runs)
@@ -84,7 +92,8 @@ def test_plan_of_the_study_keeps_runs_whole(tmp_path, repo):
                                   *(["validate"] if "validate" in graph.order else [])}  # the params check, if any
     # targets: the leaves of the grid -- no training, no aggregate stage
     assert plan.targets and all("@" in t and not t.startswith(("train", "shrink")) for t in plan.targets)
-    assert {t.split("@")[0] for t in plan.targets} >= {"model_card", "evaluate_size",
+    assert {t.split("@")[0] for t in plan.targets} >= {"model_card", "model_card_secondary", "model_card_mixed",
+                                                       "evaluate_ladder", "evaluate_size",
                                                        "evaluate_size_zeroshot", "evaluate_languages",
                                                        "evaluate_alpha", "bm25", "miracl"}
     assert not any(t.startswith("evaluate@") for t in plan.targets)  # evaluate is upstream of model_card
@@ -95,11 +104,12 @@ def test_plan_of_the_study_keeps_runs_whole(tmp_path, repo):
     assert all(plan.shares)  # 4 workers all busy on the full grid
     # whole runs: a run's training, evaluation and model card share a worker
     where = {n: i for i, s in enumerate(plan.share_stages) for n in s}
-    for fold in grid["folds"]:
-        for strategy in grid["strategies"]:
-            for seed in grid["seeds"]:
-                key = f"{fold}-{strategy}-{seed}"
-                assert where[f"train@{key}"] == where[f"evaluate@{key}"] == where[f"model_card@{key}"], key
+    from hybridbatch.params import MAIN_BLOCKS
+
+    for name, block in grid["main"].items():  # one train / evaluate / model_card family per block
+        x = MAIN_BLOCKS[name]
+        for key in (f"{f}-{s}-{seed}" for f in block["folds"] for s in block["strategies"] for seed in block["seeds"]):
+            assert where[f"train{x}@{key}"] == where[f"evaluate{x}@{key}"] == where[f"model_card{x}@{key}"], key
     for name in where:
         if name.startswith("train_size@"):
             assert where[name] == where[name.replace("train_size@", "evaluate_size@")]
@@ -111,7 +121,7 @@ def test_plan_of_the_study_keeps_runs_whole(tmp_path, repo):
     bm25 = parallel.make_plan(graph, ["bm25"], 2)
     assert bm25.targets == [f"bm25@{f}" for f in grid["folds"]] and set(bm25.upstream) <= {"validate", "prepare"}
     assert "prepare" in bm25.upstream
-    assert parallel.make_plan(graph, ["model_card@*"], 1).targets == [t for t in plan.targets if "model_card" in t]
+    assert parallel.make_plan(graph, ["model_card@*"], 1).targets == [t for t in plan.targets if t.startswith("model_card@")]
     with pytest.raises(parallel.ParallelError, match="no stage matches"):
         parallel.make_plan(graph, ["nonexistent"], 1)
 
@@ -151,7 +161,7 @@ def runs(repo: Path, tmp_path_factory) -> dict:
     env = _env(par)
     run(["dvc", "init", "--no-scm", "-q"], par, env)
     up = run(hp("upstream"), par, env)
-    assert "upstream: ran 4" in up.stdout, up.stdout
+    assert f"upstream: ran {len(UPSTREAM)}" in up.stdout, up.stdout
 
     seq = tmp / "seq"  # the same upstream state; its own cache (no run-cache entries of the grid)
     shutil.copytree(par, seq, symlinks=True, ignore=shutil.ignore_patterns("tmp", "logs"))
@@ -234,10 +244,10 @@ def test_results_equal_a_sequential_run(runs):
 def test_a_failing_worker_and_a_missing_run_cache_entry_fail_loudly(runs):
     """Last test of this module (it edits params.yaml, then restores it)."""
     par, env = runs["par"], runs["env"]
-    original = (par / "params.yaml").read_text()
-    params = yaml.safe_load(original)
-    params["bm25"]["k1"] = -1.0  # rejected by the params check: the stage exits 2
-    (par / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    script = par / "src" / "stages" / "bm25.py"
+    original = script.read_text()
+    # a stage that fails in its worker (a bad params value would now stop at the upstream `validate` stage)
+    script.write_text('raise SystemExit("error: bm25.k1: simulated failure of the stage")\n' + original)
     try:
         failed = run(hp("run", "--workers", "2", "--targets", "bm25"), par, env, ok=False)
         assert failed.returncode == 1
@@ -246,14 +256,14 @@ def test_a_failing_worker_and_a_missing_run_cache_entry_fail_loudly(runs):
         kept = par / parallel.WORKDIR / "worker-0"
         assert kept.is_dir() and str(kept) in failed.stderr  # kept for inspection
         shutil.rmtree(kept)
-        # collect never runs a stage: bm25 with these params has no run-cache entry
+        # collect never runs a stage: bm25 with this code has no run-cache entry
         refused = run(hp("collect", "--targets", "bm25"), par, env, ok=False)
         assert refused.returncode == 1
         assert "'bm25@mlqa2xquad' has no run-cache entry" in refused.stderr, refused.stderr
         assert "refusing to run" in (par / "logs" / "parallel" / "collect.log").read_text()
     finally:
-        (par / "params.yaml").write_text(original)
-    # back to the params the workers ran with: restored from the run cache again, nothing runs
+        script.write_text(original)
+    # back to the code the workers ran: restored from the run cache again, nothing runs
     out = run(hp("collect"), par, env).stdout
     assert "ran 0; dvc status clean" in out
     assert json.loads(run(["dvc", "status", "--json", *TARGETS], par, env).stdout) == {}

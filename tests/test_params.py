@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.study import study_params
 from helpers.tiny import REPO
 from hybridbatch.params import SECTIONS, ParamsError, read_params, section
 
 
 def _params(tmp_path: Path, edit) -> Path:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = study_params()  # the pre-registered study: every block in use
     edit(params)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
@@ -35,7 +36,9 @@ def test_every_section_of_the_committed_params_is_valid():
     ("train", "temperature", "1e999", "train.temperature: Input should be a valid number (got '1e999')"),
     ("train", "lr", float("nan"), "train.lr: a non-finite number is never a valid setting (got nan)"),
     ("bm25", "k1", float("inf"), "bm25.k1: a non-finite number is never a valid setting (got inf)"),
-    ("grid", "seeds", [13, 14, 13], "grid: seeds: 13 repeated (got [13, 14, 13])"),
+    ("grid", "alpha_seeds", [13, 14, 13], "grid: alpha_seeds: 13 repeated (got [13, 14, 13])"),
+    ("grid", "tatoeba_seeds", [-2], "grid: tatoeba_seeds: seed -2 < 0"),
+    ("grid", "seeds", [13], "grid: seeds: replaced by main (blocks of folds x strategies x seeds)"),
     ("grid", "scaling_seeds", [-1], "grid: scaling_seeds: seed -1 < 0"),
     ("evaluate", "sample_seed", -1, "evaluate.sample_seed: Input should be greater than or equal to 0 (got -1)"),
     ("evaluate", "sample_fraction", 0.0, "evaluate.sample_fraction: Input should be greater than 0 (got 0.0)"),
@@ -98,6 +101,43 @@ def test_a_missing_key_and_a_missing_section_are_named(tmp_path):
     path = _params(tmp_path, lambda p: p.pop("bm25"))
     with pytest.raises(ParamsError, match="has no 'bm25' section"):
         section(path, "bm25")
+
+
+def _block(name: str, **values):
+    def edit(p):
+        p["grid"]["main"][name].update(values)
+    return edit
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (_block("primary", seeds=[13, 14, 13]), "grid.main.primary: seeds: 13 repeated (got [13, 14, 13])"),
+    (_block("secondary", seeds=[-1]), "grid.main.secondary: seeds: seed -1 < 0"),
+    (_block("mixed", strategies=["xx-mixed", "xx"]),
+     "grid: main.mixed: fold mlqa2xquad x strategy xx is also in block main.primary (blocks may not overlap)"),
+    (_block("mixed", folds=["nowhere"]), "grid: main.mixed.folds: 'nowhere' is not in grid.folds"),
+    (_block("primary", strategies=["xx", "bm25"]), "grid: main.primary.strategies: 'bm25' is not in grid.strategies"),
+    (lambda p: p["grid"]["main"].pop("mixed"), "grid: main: the blocks must be primary, secondary, mixed"),
+    (lambda p: p["grid"]["main"].__setitem__("extra", p["grid"]["main"]["mixed"]), "got ['primary', 'secondary', "),
+    (lambda p: p["grid"]["ladder"].__setitem__("steps", [480, 0]), "grid.ladder.steps.1: Input should be greater than"),
+    (lambda p: p["grid"]["ladder"].__setitem__("seeds", [13, 13]), "grid.ladder: ladder.seeds: 13 repeated"),
+    (lambda p: p["grid"]["ladder"].__setitem__("fold", "nowhere"),
+     "grid.ladder.fold: fold 'nowhere' is not in the `folds` section"),
+    (lambda p: p["grid"].__setitem__("tatoeba_seeds", 3), "grid.tatoeba_seeds: Input should be a valid list (got 3)"),
+])
+def test_grid_blocks_are_checked(tmp_path, edit, expect):
+    """The study's grid: blocks distinct, non-overlapping and drawn from grid.folds / grid.strategies; ladder steps
+    positive; every message one line naming the file and the key."""
+    path = _params(tmp_path, edit)
+    with pytest.raises(ParamsError) as err:
+        section(path, "grid")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path)) and expect in message, message
+
+
+def test_an_empty_block_is_no_run(tmp_path):
+    """An empty block (seeds: []) may name folds and strategies of another block: it has no cell."""
+    path = _params(tmp_path, _block("mixed", strategies=["xx"], seeds=[]))
+    assert section(path, "grid").main["mixed"].seeds == []
 
 
 def test_grid_folds_must_exist(tmp_path):

@@ -27,9 +27,14 @@ TINY = {
                 "datasets": {"xquad_r": ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"],
                              "mlqa_r": ["ar", "en", "es", "hi"]}},
     "folds": {"mlqa2xquad": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "ar", "es", "hi"]}},
-    "grid": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2],
+    "grid": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"],
+             "main": {"primary": {"folds": ["mlqa2xquad"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2]},
+                      "secondary": {"folds": ["xquad2mlqa"], "strategies": ["xx", "xy"], "seeds": [1, 2]},
+                      "mixed": {"folds": ["xquad2mlqa"], "strategies": ["hybrid"], "seeds": [1, 2]}},
+             "tatoeba_seeds": [1],  # seed 2's main runs skip Tatoeba
+             "ladder": {"fold": "mlqa2xquad", "steps": [3], "strategies": ["hybrid"], "seeds": [1]},
              "scaling_fold": "mlqa2xquad", "scaling_seeds": [1], "scaling_strategies": ["xx", "hybrid"],
-             "layers": [2], "n_languages": [2], "alphas": [0.25]},
+             "layers": [2], "n_languages": [2], "alphas": [0.25], "alpha_seeds": [1, 2]},
     "train": {"steps": 2, "batch_size": 4, "warmup_steps": 1, "val_batches": 2, "eval_every": 1,
               "max_passage_length": 64},
     "execution": {"checkpoint_every": 1},
@@ -38,7 +43,8 @@ TINY = {
 }
 MAIN = [f"{fold}-{s}-s{seed}" for fold in ("mlqa2xquad", "xquad2mlqa") for s in ("xx", "xy", "hybrid") for seed in (1, 2)]
 SCALING = ["mlqa2xquad-L2-xx-s1", "mlqa2xquad-L2-hybrid-s1", "mlqa2xquad-n2-xx-s1", "mlqa2xquad-n2-hybrid-s1",
-           "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.25-s2"]  # the alpha sweep runs the main seeds
+           "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.25-s2"]  # the alpha sweep: grid.alpha_seeds
+LADDER = ["mlqa2xquad-steps3-hybrid-s1"]  # the budget ladder: 3 steps instead of train.steps (2)
 EVAL_DATASET = {"mlqa2xquad": "xquad_r", "xquad2mlqa": "mlqa_r"}
 N_CROSS_PAIRS = {"xquad_r": 110, "mlqa_r": 12}  # 11 x 10 and 4 x 3 ordered language pairs
 MLQA_LANGS = ["ar", "en", "es", "hi"]
@@ -84,7 +90,7 @@ def metrics(root: Path, run: str) -> dict:
 def test_every_run_of_the_grid_is_evaluated(tiny_repo):
     root, _ = tiny_repo
     zeroshot = ["mlqa2xquad-zeroshot", "xquad2mlqa-zeroshot", "mlqa2xquad-L2-zeroshot"]
-    for run in MAIN + SCALING + zeroshot:
+    for run in MAIN + SCALING + LADDER + zeroshot:
         data = metrics(root, run)
         config = data["config"]
         assert config["run"] == run
@@ -96,7 +102,8 @@ def test_every_run_of_the_grid_is_evaluated(tiny_repo):
         assert m["rank_distance"] >= 0 and 0.0 <= m["same_lang@10"] <= 1.0
         assert m["n_cross_pairs"] == N_CROSS_PAIRS[ds]
         assert set(m["per_language"]["map_mo"]) == set(m["languages"])
-        assert ("tatoeba" in data) == (run in MAIN or run in zeroshot[:2]), run  # main table and zero-shot only
+        with_tatoeba = (run in MAIN and run.endswith("-s1")) or run in zeroshot[:2]  # grid.tatoeba_seeds, zero-shot
+        assert ("tatoeba" in data) == with_tatoeba, run
         if "tatoeba" in data:
             assert set(data["tatoeba"]["per_language"]) == {"de"} and 0.0 < data["tatoeba"]["mean"] <= 1.0
         assert config["layers"] == (2 if "-L2-" in run else 12)
@@ -108,15 +115,16 @@ def test_every_run_of_the_grid_is_evaluated(tiny_repo):
     assert n2["config"]["train_languages"] == ["ar", "en"] and n2["config"]["n_languages"] == 2  # language_order[:2]
     assert n2["xquad_r"]["seen"]["languages"] == ["ar", "en"] and "de" in n2["xquad_r"]["unseen"]["languages"]
     assert metrics(root, "mlqa2xquad-hybrid-a0.25-s1")["config"]["alpha"] == 0.25
-    for run in MAIN + SCALING:  # every trained run records the step it kept and its realised monolingual share
+    for run in MAIN + SCALING + LADDER:  # every trained run records its steps, the step it kept, its mono share
         config = metrics(root, run)["config"]
-        assert config["steps"] == 2 and config["best_step"] in (1, 2), run
+        steps = 3 if run in LADDER else 2
+        assert config["steps"] == steps and 1 <= config["best_step"] <= steps, run
         share = {"xx": 1.0, "xy": 0.0}.get(config["strategy"])
         if share is not None:
             assert config["mono_share"] == share == config["mono_share_kept"], run
         else:  # hybrid, exact schedule: round(alpha * 2) of 2 batches
             assert config["alpha_schedule"] == "exact"
-            assert config["mono_share"] == round(config["alpha"] * 2) / 2, run
+            assert config["mono_share"] == round(config["alpha"] * steps) / steps, run
     assert metrics(root, "mlqa2xquad-hybrid-s1")["config"]["alpha"] == 0.5
     assert metrics(root, "xquad2mlqa-xy-s2")["config"]["seed"] == 2
     for fold, ds in EVAL_DATASET.items():
@@ -127,11 +135,11 @@ def test_every_run_of_the_grid_is_evaluated(tiny_repo):
 
 def test_training_runs_follow_their_configuration(tiny_repo):
     root, _ = tiny_repo
-    for run in MAIN + SCALING:
+    for run in MAIN + SCALING + LADDER:
         model = root / "models" / run
         assert (model / "model.safetensors").is_file() and (model / "tokenizer.json").is_file()
         summary = json.loads((model / "training_summary.json").read_text())
-        assert summary["steps"] == 2 and summary["config"]["run"] == run
+        assert summary["steps"] == (3 if run in LADDER else 2) and summary["config"]["run"] == run
         assert not (root / "checkpoints" / run).exists()  # resumable state removed after success
         assert (root / "results" / run / "training" / "metrics.json").is_file()
     xx = json.loads((root / "models" / "mlqa2xquad-xx-s1" / "training_summary.json").read_text())

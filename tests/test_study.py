@@ -17,28 +17,53 @@ from hybridbatch.params import read_params
 from hybridbatch.pipeline.quickcheck import apply_overlay
 
 
-def test_units_cover_the_grid_in_priority_order():
-    params = read_params(REPO / "params.yaml")
+def test_units_cover_the_grid_in_priority_order(tmp_path):
+    from helpers.study import write_study_params
+
+    params = read_params(write_study_params(tmp_path / "params.yaml"))  # the pre-registered study
     g = params["grid"]
     upstream, units = study.units(params)
     assert upstream[:2] == ["prepare", "import_model"]
     order = [u.study for u in units]
-    # references, then the main table, then the alpha sweep, then the scaling studies -- never back
-    ranks = {"reference": 0, "main": 1, "alpha": 2, "size": 3, "languages": 3}
+    # references, the main table, the ladder, the alpha sweep, the scaling studies -- never back (the pre-registered
+    # cut order: what comes last is cut first)
+    ranks = {"reference": 0, "main": 1, "ladder": 2, "alpha": 3, "size": 4, "languages": 4}
     assert [ranks[s] for s in order] == sorted(ranks[s] for s in order)
     main = [u.run for u in units if u.study == "main"]
-    assert len(main) == len(set(main)) == len(g["folds"]) * len(g["strategies"]) * len(g["seeds"])
-    # seed by seed: every fold x strategy of the first seed comes before any run of the second
-    first = [r.endswith(f"-s{g['seeds'][0]}") for r in main]
-    assert first == sorted(first, reverse=True)
+    blocks = g["main"].values()
+    assert len(main) == len(set(main)) == sum(len(b["folds"]) * len(b["strategies"]) * len(b["seeds"]) for b in blocks)
+    seed_of = {u.run: int(u.run.rsplit("-s", 1)[1]) for u in units if u.study == "main"}
+    # every cell's first 3 seeds, seed by seed; then the primary fold's further seeds; then the second fold's
+    core = [seed_of[r] for r in main[:len([r for r in main if seed_of[r] <= 15])]]
+    assert core == sorted(core) and set(core) == {13, 14, 15}
+    rest = main[len(core):]
+    primary = [r for r in rest if r.startswith("mlqa2xquad")]
+    assert rest[:len(primary)] == primary and [seed_of[r] for r in rest[len(primary):]] == [16] * 3 + [17] * 3
+    card = {u.run: [s for s in u.stages if s.startswith("model_card")] for u in units if u.study == "main"}
+    assert card["mlqa2xquad-xy-s22"] == ["model_card@mlqa2xquad-xy-22"]
+    assert card["xquad2mlqa-xx-mixed-s13"] == ["model_card_mixed@xquad2mlqa-xx-mixed-13"]
     alpha = [u.run for u in units if u.study == "alpha"]
-    assert len(alpha) == len(g["alphas"]) * len(g["seeds"])  # the sweep runs the main seeds
+    assert len(alpha) == len(g["alphas"]) * len(g["alpha_seeds"])
+    ladder = [u for u in units if u.study == "ladder"]
+    assert len(ladder) == len(g["ladder"]["steps"]) * len(g["ladder"]["strategies"]) * len(g["ladder"]["seeds"])
+    assert ladder[0].stages == ["train_ladder@480-xx-13", "evaluate_ladder@480-xx-13"]
     for u in units:  # a unit is a whole run: trained and evaluated together, committed with its results
         assert u.paths[0] == f"results/{u.run}"
         families = [s.split("@")[0] for s in u.stages]
         if u.study != "reference" and not u.run.endswith("zeroshot"):
             assert families.index([f for f in families if f.startswith("train")][0]) < \
                 families.index([f for f in families if f.startswith("evaluate")][0])
+
+
+def test_units_of_an_older_grid_are_one_line_error(tmp_path):
+    """A params file of the earlier study (grid.seeds, no grid.main) is refused in one line, naming the key."""
+    params = read_params(REPO / "params.yaml")
+    path = tmp_path / "old.yaml"
+    g = {k: v for k, v in params["grid"].items() if k not in ("main", "tatoeba_seeds", "ladder", "alpha_seeds")}
+    path.write_text(yaml.safe_dump({**params, "grid": {**g, "seeds": [13]}}))
+    with pytest.raises(SystemExit) as err:
+        study.main(["plan", "--params", str(path)])
+    assert err.value.code == 2
 
 
 def test_unit_stage_names_are_stages_of_the_pipeline():

@@ -132,7 +132,8 @@ def section(path: str | os.PathLike, name: str):
         raise ParamsError(_describe(path, name, exc)) from None
     if name == "grid":
         folds = _raw_section(path, "folds")
-        for key, values in (("folds", model.folds), ("scaling_fold", [model.scaling_fold])):
+        for key, values in (("folds", model.folds), ("scaling_fold", [model.scaling_fold]),
+                            ("ladder.fold", [model.ladder.fold])):
             for fold in values:
                 if fold not in folds:
                     raise ParamsError(f"{path}: grid.{key}: fold {fold!r} is not in the `folds` section "
@@ -160,8 +161,10 @@ def validate_all(path: str | os.PathLike, *, strategies: Iterable[str] | None = 
         raise ParamsError(str(exc)) from None
     grid, prepare = models["grid"], models["prepare"]
     if strategies is not None:
-        for key in ("strategies", "scaling_strategies"):
-            for name in getattr(grid, key):
+        lists = {"strategies": grid.strategies, "scaling_strategies": grid.scaling_strategies,
+                 "ladder.strategies": grid.ladder.strategies}
+        for key, names in lists.items():
+            for name in names:
                 if name not in set(strategies):
                     raise ParamsError(f"{path}: grid.{key}: unknown strategy {name!r} (trainable: "
                                       f"{', '.join(strategies)})")
@@ -238,40 +241,100 @@ class ModelParams(_Section):
     max_length: int | None = Field(None, ge=8)
 
 
+#: the main table's blocks (fixed: one dvc.yaml matrix family each) -> the suffix of their stage families
+MAIN_BLOCKS = {"primary": "", "secondary": "_secondary", "mixed": "_mixed"}
+
+
+def _distinct(key: str, values: list, seeds: bool = False) -> None:
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{key}: {', '.join(repeated)} repeated (got {values}); each run must be distinct")
+    for seed in values if seeds else ():
+        if seed < 0:
+            raise ValueError(f"{key}: seed {seed} < 0 (seeds are non-negative integers)")
+
+
+class MainBlock(_Section):
+    """One block of the main table: every fold x strategy x seed (an empty list: no run, zero DVC stages)."""
+
+    folds: list[str]
+    strategies: list[str]
+    seeds: list[int]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "MainBlock":
+        for key in ("folds", "strategies", "seeds"):
+            _distinct(key, getattr(self, key), seeds=key == "seeds")
+        return self
+
+
+class LadderParams(_Section):
+    """The budget ladder: ``fold`` x steps x strategy x seed, run names ``<fold>-steps<k>-<strategy>-s<seed>``."""
+
+    fold: str
+    steps: list[Annotated[int, Field(ge=1)]]  # optimiser steps of a run (positive)
+    strategies: list[str]
+    seeds: list[int]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "LadderParams":
+        for key in ("steps", "strategies", "seeds"):
+            _distinct(f"ladder.{key}", getattr(self, key), seeds=key == "seeds")
+        return self
+
+
 class GridParams(_Section):
+    """The study's runs (params.yaml ``grid``, docs/STUDY.md): ``folds`` / ``strategies`` the display order and
+    all a block may use; ``main`` the main table's blocks (:data:`MAIN_BLOCKS`; no two share a fold x strategy
+    cell); ``tatoeba_seeds`` the seeds whose main runs are evaluated on Tatoeba too (zero-shot: always)."""
+
     folds: list[str] = Field(min_length=1)
     strategies: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    main: dict[str, MainBlock]
+    tatoeba_seeds: list[int]
+    ladder: LadderParams
     scaling_fold: str
     scaling_seeds: list[int] = Field(min_length=1)
     scaling_strategies: list[str]
     layers: list[int]
     n_languages: list[int]
     alphas: list[Float]
+    alpha_seeds: list[int]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_schema(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "seeds" in data:  # the single cross product of the earlier study
+            raise ValueError(f"seeds: replaced by main (blocks of folds x strategies x seeds) and alpha_seeds, "
+                             f"docs/STUDY.md (got seeds: {data['seeds']!r})")
+        return data
 
     @model_validator(mode="after")
     def _ranges(self) -> "GridParams":
-        # strategy names are checked against the registry by :func:`validate_all` (given the names):
-        # params.py imports nothing of the project, so every stage does not depend on the registry
-        for key in ("folds", "strategies", "seeds", "scaling_seeds", "scaling_strategies", "layers",
-                    "n_languages", "alphas"):
-            values = getattr(self, key)
-            repeated = sorted({str(v) for v in values if values.count(v) > 1})
-            if repeated:
-                raise ValueError(f"{key}: {', '.join(repeated)} repeated (got {values}); each run must be distinct")
-        for key in ("seeds", "scaling_seeds"):
-            for seed in getattr(self, key):
-                if seed < 0:
-                    raise ValueError(f"{key}: seed {seed} < 0 (seeds are non-negative integers)")
-        for a in self.alphas:
-            if not 0.0 <= a <= 1.0:
-                raise ValueError(f"alphas: {a} is not in [0, 1]")
-        for k in self.layers:
-            if k < 1:
-                raise ValueError(f"layers: {k} < 1")
-        for n in self.n_languages:
-            if n < 2:
-                raise ValueError(f"n_languages: {n} < 2 (one language admits no cross-lingual batch)")
+        # strategy names: checked against the registry by :func:`validate_all` (params.py imports no project module)
+        for key in ("folds", "strategies", "scaling_seeds", "scaling_strategies", "layers", "n_languages", "alphas",
+                    "tatoeba_seeds", "alpha_seeds"):
+            _distinct(key, getattr(self, key), seeds=key.endswith("seeds"))
+        if list(self.main) != list(MAIN_BLOCKS):
+            raise ValueError(f"main: the blocks must be {', '.join(MAIN_BLOCKS)} in this order (dvc.yaml has one "
+                             f"stage family per block; an unused block has seeds: []), got {list(self.main)}")
+        owner: dict[tuple[str, str], str] = {}
+        for name, block in self.main.items():
+            for key, known in (("folds", self.folds), ("strategies", self.strategies)):
+                for value in getattr(block, key):
+                    if value not in known:
+                        raise ValueError(f"main.{name}.{key}: {value!r} is not in grid.{key} {known}")
+            for cell in [(f, s) for f in block.folds for s in block.strategies] if block.seeds else []:
+                if cell in owner:
+                    raise ValueError(f"main.{name}: fold {cell[0]} x strategy {cell[1]} is also in block "
+                                     f"main.{owner[cell]} (blocks may not overlap)")
+                owner[cell] = name
+        bounds = {"alphas": (0.0, 1.0, "is not in [0, 1]"), "layers": (1, math.inf, "< 1"),
+                  "n_languages": (2, math.inf, "< 2 (one language admits no cross-lingual batch)")}
+        for key, (low, high, says) in bounds.items():
+            for value in getattr(self, key):
+                if not low <= value <= high:
+                    raise ValueError(f"{key}: {value} {says}")
         return self
 
 
@@ -434,63 +497,3 @@ def load_fold(path: str | os.PathLike, name: str) -> Fold:
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-
-# -- named configurations: overlays of params.yaml run as DVC experiments -----------------------------------
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        # only the top level (sections) is descended into: a mapping inside a section is one value
-        if isinstance(value, dict) and prefix == "":
-            out.update(_flatten(value, f"{path}."))
-        else:
-            out[path] = value
-    return out
-
-
-def overlay_overrides(overlay_path: str | os.PathLike, params_path: str | os.PathLike = "params.yaml") -> list[str]:
-    """``dvc exp run -S`` arguments (``section.key=value``) that apply an overlay file to params.yaml.
-
-    Every overlay key must exist in params.yaml (a typo is an error, not a silently ignored setting);
-    values are written as one-line YAML (floats keep their dot, ``3.0e-05``, so YAML 1.1 and 1.2 parsers
-    both read a number).
-    """
-    try:
-        overlay = load_yaml(Path(overlay_path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SystemExit(f"error: {overlay_path}: {' '.join(str(exc).split())}") from None
-    params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8")) or {}
-    out = []
-    for path, value in _flatten(overlay).items():
-        section, _, key = path.partition(".")
-        if section not in params or not key or key not in params[section]:
-            raise SystemExit(f"error: {overlay_path}: {path} is not a key of {params_path}")
-        text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
-        out.append(f"{path}={text.removesuffix('...').strip()}")
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m hybridbatch.params exp-run configs/paper.yaml [dvc exp run options...]``"""
-    import argparse
-    import subprocess
-
-    ap = argparse.ArgumentParser(prog="python -m hybridbatch.params",
-                                 description="Run a named configuration (an overlay of params.yaml) as a DVC experiment.")
-    ap.add_argument("command", choices=["exp-run", "show"], help="exp-run: dvc exp run -S ...; show: print the -S list")
-    ap.add_argument("overlay")
-    ap.add_argument("--params", default="params.yaml")
-    args, dvc_args = ap.parse_known_args(argv)
-    sets = overlay_overrides(args.overlay, args.params)
-    if args.command == "show":
-        print("\n".join(sets))
-        return 0
-    cmd = ["dvc", "exp", "run", *[a for s in sets for a in ("-S", s)], *dvc_args]
-    print("+ " + " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

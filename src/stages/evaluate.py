@@ -2,7 +2,8 @@
 
     python src/stages/evaluate.py --run mlqa2xquad-hybrid-s1 --model models/mlqa2xquad-hybrid-s1 --fold mlqa2xquad
     python src/stages/evaluate.py --run mlqa2xquad-zeroshot --model models/e5-small --fold mlqa2xquad
-    python src/stages/evaluate.py ... --no-tatoeba          # scaling runs: retrieval metrics only
+    python src/stages/evaluate.py ... --no-tatoeba          # scaling runs, later seeds: retrieval metrics only
+    python src/stages/evaluate.py ... --tatoeba-if-seed 13  # main runs: Tatoeba only for a seed in grid.tatoeba_seeds
 
 Writes results/<run>/metrics.json (DVC metrics: the run's record -- ``config``, its place in the grid,
 see hybridbatch.records -- the metrics of the evaluation dataset, plus Tatoeba) and
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", required=True, help="run name: results/<run>/")
     ap.add_argument("--model", required=True, help="checkpoint directory or hub name")
     ap.add_argument("--fold", required=True, help="a key of the `folds` section: its `eval` dataset is evaluated")
-    ap.add_argument("--no-tatoeba", action="store_true", help="skip Tatoeba bitext retrieval")
+    ap.add_argument("--tatoeba", action=argparse.BooleanOptionalAction, default=True,
+                    help="Tatoeba bitext retrieval (default: computed); --no-tatoeba skips it: metrics.json then "
+                         "has no `tatoeba` key (the report reads that as not computed)")
+    ap.add_argument("--tatoeba-if-seed", type=int, default=None, metavar="SEED",
+                    help="Tatoeba only if SEED is in grid.tatoeba_seeds of --params (the main table's runs)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         p = section(args.params, "evaluate")
         execution = section(args.params, "execution")
         fold = load_fold(args.params, args.fold)
+        if args.tatoeba_if_seed is not None:  # the main table: Tatoeba for the seeds grid.tatoeba_seeds names
+            args.tatoeba &= args.tatoeba_if_seed in section(args.params, "grid").tatoeba_seeds
         config = check_checkpoint(args.model, what="--model")  # --model: its config only (no weights), before any other work
         check_max_length(args.model, config, p.max_length, what=f"{args.params}: evaluate.max_length")
         prepared = Path(p.prepared_dir)
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"config": record.to_json(),
                fold.eval: {"run": args.run, "model": args.model, "candidate_text": p.candidate_text,
                            "sample_fraction": p.sample_fraction, **result["summary"]}}
-    if not args.no_tatoeba:
+    if args.tatoeba:
         table = pd.read_parquet(prepared / "tatoeba.parquet")
         if p.tatoeba_pairs:
             table = table.groupby("lang3", sort=False).head(p.tatoeba_pairs)

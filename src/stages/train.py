@@ -5,6 +5,7 @@
         --base models/e5-small-L4                                   # model-size ladder
     python src/stages/train.py ... --n-languages 2                  # the fold's first 2 training languages
     python src/stages/train.py ... --strategy hybrid --alpha 0.25   # alpha sweep
+    python src/stages/train.py --run mlqa2xquad-steps480-xy-s13 ... --steps 480   # budget ladder
     torchrun --nproc_per_node 2 src/stages/train.py ...            # data parallel (or execution.processes: 2)
 
 Hyperparameters come from the ``train`` section of params.yaml, the training dataset and the language order
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategy", required=True, choices=TRAINED)
     ap.add_argument("--seed", required=True, type=int, help="seeds the sampler, the validation split and torch")
     ap.add_argument("--alpha", type=float, default=None, help="hybrid: P(monolingual batch) (default: train.alpha)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="optimiser steps of this run (default: train.steps); the budget ladder. The run's record "
+                         "(results/<run>/metrics.json config.steps) says its steps; warm-up stays train.warmup_steps")
     ap.add_argument("--base", default=None, help="base checkpoint (default: train.base_model)")
     ap.add_argument("--n-languages", type=int, default=None,
                     help="train on the first N languages of the fold's language_order (default: all)")
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     hyper = params.model_dump(exclude={"base_model", "prepared_dir"})
     if args.alpha is not None:
         hyper["alpha"] = args.alpha
+    if args.steps is not None:
+        hyper["steps"] = args.steps
     try:
         cfg = TrainConfig(**hyper, dataset=fold.train, languages=languages, seed=args.seed,
                           threads=execution.threads, checkpoint_every=execution.checkpoint_every)
@@ -93,6 +99,8 @@ def check_inputs(args: argparse.Namespace, params) -> None:
     (its config only) and the token lengths it can serve; :class:`ParamsError` / :class:`EncoderError` otherwise."""
     if args.seed < 0:
         raise ParamsError(f"--seed: {args.seed} < 0 (seeds are non-negative integers)")
+    if args.steps is not None and args.steps < 1:
+        raise ParamsError(f"--steps: {args.steps} < 1 (a budget is a positive number of optimiser steps)")
     if not (Path(params.prepared_dir) / "questions.parquet").is_file():
         raise ParamsError(f"{args.params}: train.prepared_dir: {params.prepared_dir!r} has no questions.parquet "
                           "(run `dvc repro prepare`)")

@@ -4,6 +4,7 @@ Read from DVC's own graph of the workspace (``dvc.yaml`` resolved with ``params.
 default every leaf of the grid), the upstream stages several runs share (reproduced once, before the
 workers start), and the units (a run's ``train*``, ``evaluate*`` and ``model_card`` entries together)
 balanced over the workers. Used by :mod:`hybridbatch.pipeline.workers` and :mod:`hybridbatch.pipeline.dvcrun`.
+Also the study's order of the main table's runs (:func:`main_order`, for :mod:`hybridbatch.pipeline.study`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,30 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from hybridbatch.params import MAIN_BLOCKS
+
+
+#: main-table seeds per cell run before any other block's further seeds (docs/PREREGISTRATION.md §5: the second
+#: fold's seeds beyond 3 are cut before the primary fold's 10, the ladder, alpha and scaling runs before those)
+CORE_SEEDS = 3
+
+
+def main_order(g: dict) -> list[tuple[str, str, str]]:
+    """``(run, family suffix, matrix key)`` of every main run of the params' ``grid`` (``grid.main``), in the study's
+    priority order: every block's first :data:`CORE_SEEDS` seeds seed rank by seed rank over all cells (display
+    order), then the primary block's further seeds, then the other blocks' (:mod:`hybridbatch.pipeline.study`)."""
+    out = []
+    for b, (name, block) in enumerate(g["main"].items()):
+        suffix = MAIN_BLOCKS.get(name, f"_{name}")
+        for rank, seed in enumerate(block.get("seeds") or []):
+            for f in block.get("folds") or []:
+                for s in block.get("strategies") or []:
+                    cell = (list(g["folds"]).index(f) if f in g["folds"] else 99,
+                            list(g["strategies"]).index(s) if s in g["strategies"] else 99)
+                    key = (0, rank, *cell) if rank < CORE_SEEDS else (1, b, rank, *cell)
+                    out.append((key, f"{f}-{s}-s{seed}", suffix, f"{f}-{s}-{seed}"))
+    return [row[1:] for row in sorted(out)]
 
 
 class ParallelError(RuntimeError):

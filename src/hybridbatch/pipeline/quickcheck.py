@@ -7,7 +7,7 @@ reports, paper -- on a named small configuration, in a copy of the workspace, so
 
 The copy (:func:`hybridbatch.pipeline.workers.make_clone`: the working-tree files, its own DVC repository sharing this
 workspace's DVC cache) gets ``params.yaml`` with the overlay applied (every overlay key must exist in
-``params.yaml``: :func:`hybridbatch.params.overlay_overrides`) and no ``results/``; then ``dvc repro`` runs in it.
+``params.yaml``: :func:`hybridbatch.overlays.overlay_overrides`) and no ``results/``; then ``dvc repro`` runs in it.
 Its PDF is ``<dir>/paper/main.pdf``, its tables ``<dir>/paper/tables/``; the elapsed time is printed and appended
 to ``<dir>/quickcheck.log``. A previous copy at ``<dir>`` is replaced.
 """
@@ -24,7 +24,7 @@ from typing import Sequence
 
 import yaml
 
-from hybridbatch.params import overlay_overrides
+from hybridbatch.overlays import overlay_overrides
 
 
 def apply_overlay(params_path: Path, overlay_path: Path) -> dict:

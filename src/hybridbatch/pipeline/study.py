@@ -7,10 +7,16 @@ later -- on this machine or on one without the DVC cache.
     python -m hybridbatch.pipeline.study status                # finished units and their headline numbers (markdown)
     python -m hybridbatch.pipeline.study costs                 # measured cost per stage family, the study's total
 
-Order (the headline first): the references (zero-shot, BM25) of both folds, then the main table seed by seed
-(every fold x strategy of seed 13, then 14, ...), then the alpha sweep seed by seed, then the model-size and
+Order (the headline first; stopping early cuts from the bottom, as docs/PREREGISTRATION.md §5 cuts): the references
+(zero-shot, BM25) of every fold, then the main table's first ``plan.CORE_SEEDS`` (3) seeds of every cell, seed
+rank by seed rank (every fold x strategy of seed 13, then 14, ...), then the primary block's further seeds, then the other blocks'
+(the second fold's seeds beyond 3), then the budget ladder, the alpha sweep, and the model-size and
 training-language studies seed by seed. A *unit* is one run: its ``train*`` stage, its ``evaluate*`` stage, and
-its ``model_card`` / ``miracl`` stages where the grid has them.
+its ``model_card*`` / ``miracl`` stages where the grid has them (the main table's stage families are one per block
+of ``grid.main``: ``train``, ``train_secondary``, ``train_mixed``, ...).
+
+Two units side by side (two 1-thread processes): ``python -m hybridbatch.pipeline.workers run --workers 2``, not this
+runner -- DVC locks the workspace for a whole ``dvc repro``; docs/STUDY.md.
 
 Every stage is reproduced with ``dvc repro --allow-missing <stage>``: a stage whose ``dvc.lock`` entry matches its
 code, params and data is skipped even when its outputs are missing (a trained model is not in git; on a machine
@@ -52,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from hybridbatch.pipeline.plan import main_order  # the main table's runs in priority order
 from hybridbatch.pipeline.dvcrun import RESTORED, RUNNING, run_dvc  # DVC's log lines, read the same way as the grid workers
 from hybridbatch.params import ParamsError, fail, read_params
 
@@ -82,25 +89,31 @@ def _family(stage: str) -> str:
 def units(params: dict) -> tuple[list[str], list[Unit]]:
     """The shared upstream stages and the study's units, in priority order (see the module docstring)."""
     g, miracl = params["grid"], (params.get("miracl") or {}).get("runs") or {}
-    folds, seeds, sseeds, fold = list(g["folds"]), list(g["seeds"]), list(g["scaling_seeds"]), g["scaling_fold"]
+    if g.get("main") is None:
+        raise ParamsError("grid.main: missing (the blocks of the main table; an older params file with grid.seeds "
+                          "describes the earlier study, docs/STUDY.md)")
+    folds, sseeds, fold = list(g["folds"]), list(g["scaling_seeds"]), g["scaling_fold"]
     upstream = ["prepare", "import_model", "code_train", "code_evaluate"]
     out: list[Unit] = []
 
-    def unit(run: str, study: str, stages: list[str], card: bool = False) -> None:
-        stages = list(stages) + ([f"model_card@{stages[0].split('@', 1)[1]}"] if card else [])
+    def unit(run: str, study: str, stages: list[str], card: str | None = None) -> None:
+        stages = list(stages) + ([f"model_card{card}@{stages[0].split('@', 1)[1]}"] if card is not None else [])
         stages += [f"miracl@{run}"] if run in miracl else []
-        paths = [f"results/{run}"] + ([f"cards/{run}"] if card else [])
+        paths = [f"results/{run}"] + ([f"cards/{run}"] if card is not None else [])
         out.append(Unit(run, study, stages, paths))
 
     for f in folds:
         unit(f"{f}-zeroshot", "reference", [f"evaluate_zeroshot@{f}"])
         unit(f"{f}-bm25", "reference", [f"bm25@{f}"])
-    for seed in seeds:
-        for f in folds:
-            for s in g["strategies"]:
-                key = f"{f}-{s}-{seed}"
-                unit(f"{f}-{s}-s{seed}", "main", [f"train@{key}", f"evaluate@{key}"], card=True)
-    for seed in seeds:
+    for run, suffix, key in main_order(g):
+        unit(run, "main", [f"train{suffix}@{key}", f"evaluate{suffix}@{key}"], card=suffix)
+    ladder = g.get("ladder") or {}
+    for seed in ladder.get("seeds") or []:
+        for k in ladder.get("steps") or []:
+            for s in ladder.get("strategies") or []:
+                unit(f"{ladder['fold']}-steps{k}-{s}-s{seed}", "ladder",
+                     [f"train_ladder@{k}-{s}-{seed}", f"evaluate_ladder@{k}-{s}-{seed}"])
+    for seed in g.get("alpha_seeds") or []:
         for a in g.get("alphas") or []:
             unit(f"{fold}-hybrid-a{a}-s{seed}", "alpha", [f"train_alpha@{a}-{seed}", f"evaluate_alpha@{a}-{seed}"])
     for k in g.get("layers") or []:
@@ -424,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no unit that would end later")
     ap.add_argument("--commit", action="store_true", help="git-commit dvc.lock and the results after each unit")
-    ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main alpha size languages)")
+    ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main ladder alpha size languages)")
     args = ap.parse_args(argv)
     if args.command == "costs":
         print(cost_markdown(_checked_params(args.params)))

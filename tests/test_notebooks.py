@@ -87,7 +87,13 @@ def test_main_tables_content(report_root):
     sig = table(report_root, "significance")
     assert r"$\Delta$mAP" in sig and r"p_\mathrm{Holm}" in sig and "95\\% CI" in sig and "$d_z$" in sig
     assert "per seed pairing" in sig and r"\emph{Significant}" in sig
-    assert sig.count("X-X-mono & ") == 6  # 2 datasets x 3 settings
+    # family S1: 2 datasets x 3 settings, less the primary family's X-X-mono cells (P2, P3: XQuAD-R Mul., Cr.)
+    assert sig.count("X-X-mono & ") == 6 - 2 and sig.count("X-Y & ") == 6 - 1 and "family S1" in sig
+    primary = table(report_root, "primary")
+    assert r"\textbf{Primary}" in primary and primary.count("[$") == 3  # P1-P3, each with its 95 % interval
+    for name in ("vs_zeroshot", "rank_distance_tests"):
+        assert r"\textbf{Secondary}" in table(report_root, name), name
+    assert "no budget-ladder runs" in table(report_root, "ladder")  # grid.ladder.steps: [] (the committed study)
     rd = table(report_root, "rank_distance")
     assert r"RD $\downarrow$" in rd and "same-lang.@10" in rd and "BM25" not in rd
     recall = table(report_root, "recall")

@@ -105,7 +105,9 @@ def test_settings_macros_follow_the_params():
     stage = load_stage()
     params = {"train": {"batch_size": 32, "steps": 120, "freeze_word_embeddings": False, "hard_negatives": 0},
               "evaluate": {"sample_fraction": 1.0, "tatoeba_pairs": None},
-              "grid": {"seeds": [13, 14, 15], "layers": [2, 4, 6], "alphas": [0.1, 0.9], "scaling_fold": "mlqa2xquad"}}
+              "grid": {"main": {"primary": {"folds": ["f", "g"], "strategies": ["xx", "hybrid"], "seeds": [13, 14, 15]},
+                                "secondary": {"folds": [], "strategies": [], "seeds": []}},
+                       "layers": [2, 4, 6], "alphas": [0.1, 0.9], "scaling_fold": "mlqa2xquad"}}
     tex = stage.settings_tex(params)
     for line in (r"\newcommand{\pBatchSize}{32}", r"\newcommand{\pSteps}{120}", r"\newcommand{\pNumSeeds}{3}",
                  r"\newcommand{\pSeeds}{13, 14 and 15}", r"\newcommand{\pLayers}{2, 4 or 6}",
@@ -116,6 +118,26 @@ def test_settings_macros_follow_the_params():
     assert r"\pWarmup" not in tex  # absent key: main.tex's fallback names it
     budget = stage.settings_tex({"evaluate": {"sample_fraction": 0.1, "tatoeba_pairs": 200}})
     assert r"a fixed 10\% sample" in budget and "the first 200 Tatoeba pairs" in budget
+    assert r"\pNumSeeds" not in budget and r"\pSeeds" not in budget  # no grid.main: main.tex names the key
+
+
+def test_seed_macros_state_a_range_when_the_cells_differ():
+    """The main table's seeds come from the blocks of grid.main: one count and list when every cell has the same
+    seeds (an older params file's grid.seeds too), else the range of counts and every seed, saying they differ."""
+    stage = load_stage()
+    study = yaml.safe_load((REPO / "configs" / "study.yaml").read_text(encoding="utf-8"))["grid"]
+    assert stage.seeds_macros(study) == {
+        "pNumSeeds": "3 to 10",
+        "pSeeds": "13, 14, 15, 16, 17, 18, 19, 20, 21 and 22; the seed count differs between configurations"}
+    same_count = {"main": {"a": {"folds": ["f"], "strategies": ["xx"], "seeds": [1, 2]},
+                           "b": {"folds": ["g"], "strategies": ["xx"], "seeds": [3, 4]}}}
+    assert stage.seeds_macros(same_count) == {"pNumSeeds": "2",
+                                              "pSeeds": "1, 2, 3 and 4; the seeds differ between configurations"}
+    assert stage.seeds_macros({"seeds": [13, 14]}) == {"pNumSeeds": "2", "pSeeds": "13 and 14"}  # older schema
+    committed = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    tex = stage.settings_tex(committed)  # params.yaml: the macros are written from its blocks
+    for name, value in stage.seeds_macros(committed["grid"]).items():
+        assert rf"\newcommand{{\{name}}}{{{value}}}" in tex, name
     # every macro the generator can define has a fallback in main.tex, and main.tex uses no other \p macro
     text = (REPO / "paper" / "main.tex").read_text(encoding="utf-8")
     provided = set(re.findall(r"\\providecommand\{\\(p[A-Z]\w*)\}", text))

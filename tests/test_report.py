@@ -5,6 +5,7 @@ Fast: synthetic results (tests/helpers/fake_results.py) and hand-made per-query 
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import math
@@ -23,9 +24,14 @@ from hybridbatch.stats import inference as stats
 from hybridbatch.stats.inference import average_runs, macro_mean
 
 # the tiny profile of tests/test_pipeline.py: no xx-mixed, no xy among the scaling strategies
-TINY_GRID = {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2],
+TINY_GRID = {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"],
+             "main": {"primary": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"],
+                                  "seeds": [1, 2]},
+                      "secondary": {"folds": [], "strategies": [], "seeds": []},
+                      "mixed": {"folds": [], "strategies": [], "seeds": []}},
+             "tatoeba_seeds": [1, 2], "ladder": {"fold": "mlqa2xquad", "steps": [], "strategies": [], "seeds": []},
              "scaling_fold": "mlqa2xquad", "scaling_seeds": [1], "scaling_strategies": ["xx", "hybrid"],
-             "layers": [2], "n_languages": [2], "alphas": [0.25]}
+             "layers": [2], "n_languages": [2], "alphas": [0.25], "alpha_seeds": [1, 2]}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,7 @@ def test_grid_runs_follow_params():
     params = fake_params()
     g = params["grid"]
     main = grid.grid_runs(params, "main")
-    assert len(main) == len(g["folds"]) * (2 + len(g["strategies"]) * len(g["seeds"]))
+    assert len(main) == len(g["folds"]) * (2 + len(g["strategies"]) * len(g["main"]["primary"]["seeds"]))
     assert {"mlqa2xquad-zeroshot", "xquad2mlqa-bm25", "xquad2mlqa-xx-mixed-s2"} <= set(main["run"])
     assert set(main.loc[main["fold"] == "mlqa2xquad", "eval_dataset"]) == {"xquad_r"}
     size = grid.grid_runs(params, "size")
@@ -106,7 +112,7 @@ def test_grid_runs_follow_params():
     alpha = grid.grid_runs(params, "alpha")
     assert list(alpha["run"][:5]) == ["mlqa2xquad-xy-s1", "mlqa2xquad-hybrid-a0.25-s1", "mlqa2xquad-hybrid-a0.75-s1",
                                       "mlqa2xquad-hybrid-s1", "mlqa2xquad-xx-s1"]
-    assert len(alpha) == 5 * len(g["seeds"])  # every main seed, not only the scaling seed
+    assert len(alpha) == 5 * len(g["alpha_seeds"])  # every alpha seed, not only the scaling seed
     assert alpha["alpha"].tolist()[:3] == [0.0, 0.25, 0.75] and alpha["alpha"].tolist()[4] == 1.0
     assert pd.isna(alpha["alpha"].iloc[3])  # the main hybrid run: its config's alpha
     with pytest.raises(ValueError):
@@ -121,16 +127,16 @@ def test_grid_runs_match_the_runs_the_pipeline_writes():
 
 def test_grid_runs_skip_main_runs_the_grid_does_not_have():
     params = fake_params()
-    params["grid"] = dict(TINY_GRID)
+    params["grid"] = copy.deepcopy(TINY_GRID)
     alpha = grid.grid_runs(params, "alpha")  # xy is a main strategy: its run is the alpha-0 endpoint
     assert list(alpha["run"]) == [f"mlqa2xquad-{r}-s{seed}" for seed in (1, 2)
                                   for r in ("xy", "hybrid-a0.25", "hybrid", "xx")]
-    params["grid"]["strategies"] = ["xx", "hybrid"]
+    params["grid"]["main"]["primary"]["strategies"] = ["xx", "hybrid"]
     alpha = grid.grid_runs(params, "alpha")
     assert list(alpha["run"]) == [f"mlqa2xquad-{r}-s{seed}" for seed in (1, 2) for r in ("hybrid-a0.25", "hybrid", "xx")]
     size = grid.grid_runs(params, "size")
     assert "mlqa2xquad-L2-zeroshot" in set(size["run"]) and "mlqa2xquad-L2-xy-s1" not in set(size["run"])
-    params["grid"]["seeds"] = [5]  # the scaling seed is no main seed: no full-size / all-language point
+    params["grid"]["main"]["primary"]["seeds"] = [5]  # scaling seed 1 is no main seed: no full-size point
     assert not any(r.endswith("-s1") and "-L" not in r and "-n" not in r and "-a" not in r
                    for r in grid.grid_runs(params, "size")["run"])
     params["grid"]["layers"] = []
@@ -603,3 +609,154 @@ def test_per_language_table_has_the_papers_recall_columns(results_dir, main_resu
                          "map_cr"].mean(), abs=6e-4)
     partial = language_tables.per_language_table(main_results, {"map_mo": frames["map_mo"]}, "xquad_r")
     assert "R@" not in partial.split(r"\label")[0]  # the caption speaks of recall only when it is shown
+
+
+# ------------------------------------------------- pre-registered families: primary P, secondary S1-S4
+
+import yaml  # noqa: E402
+
+from helpers.fake_results import LADDER, fake_study_params, write_fake_ladder  # noqa: E402
+from hybridbatch.reporting import ladder, primary, secondary  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def families(results_dir):
+    params = fake_params()
+    reported = yaml.safe_load((REPO / "paper" / "reported.yaml").read_text(encoding="utf-8"))
+    sig_all = significance.significance_tests(results_dir, params, n_resamples=400)
+    return params, reported, sig_all
+
+
+def test_paper_bounds_are_the_preregistered_ones():
+    reported = yaml.safe_load((REPO / "paper" / "reported.yaml").read_text(encoding="utf-8"))
+    assert primary.paper_bounds(reported) == {"P1": 0.043, "P2": 0.046, "P3": 0.031}
+
+
+def test_primary_family_holm_over_six_and_the_same_test_as_the_table(families):
+    params, reported, sig_all = families
+    prim = primary.primary_tests(sig_all, params, reported)
+    assert list(prim["id"]) == ["P1", "P2", "P3"] and set(prim["dataset"]) == {"xquad_r"}
+    ps = {f"a{i}": p for i, p in enumerate(prim["p_superiority"])} | {f"b{i}": p for i, p in enumerate(prim["p_smaller"])}
+    holm = stats.holm(ps)
+    assert list(prim["p_holm_superiority"]) == [holm[f"a{i}"] for i in range(3)]
+    assert list(prim["p_holm_smaller"]) == [holm[f"b{i}"] for i in range(3)]
+    for r in prim.to_dict("records"):  # the superiority p is the significance table's raw p of that cell
+        row = sig_all[(sig_all["dataset"] == "xquad_r") & (sig_all["baseline"] == r["baseline"])
+                      & (sig_all["setting"] == r["setting"])].iloc[0]
+        assert r["p_superiority"] == row["p_value"] and r["diff"] == row["diff"]
+        assert (r["p_smaller"] < 0.05) == (r["upper_95"] < r["bound"])
+    # fake effects: Hybrid far above X-X-mono on Cr./Mul. -> superior, and not smaller than the paper's there
+    p2 = prim.set_index("id").loc["P2"]
+    assert p2["superior"] and not p2["smaller"] and p2["verdict"].startswith("Hybrid better")
+    text = primary.primary_table(prim)
+    assert r"\textbf{Primary}" in text and "tab:primary" in text and text.count("[$") == 3
+
+
+def test_primary_verdict_words_follow_the_preregistration():
+    base = {"superior": False, "inferior": False, "smaller": False}
+    assert primary._verdict(base) == "superiority not shown at this budget; not shown smaller than the paper's"
+    assert primary._verdict(dict(base, smaller=True)).endswith("effect smaller than the paper's")
+    assert "a real but smaller effect" in primary._verdict(dict(base, superior=True, smaller=True))
+    assert primary._verdict(dict(base, inferior=True)).startswith("Hybrid worse")
+
+
+def test_primary_with_unequal_seed_counts(tmp_path):
+    """10 + 5 seeds on one fold, 3 on the other (the next study's shape): the family is built, seed counts kept."""
+    params = fake_params()
+    params["grid"]["main"]["primary"]["seeds"] = [1, 2, 3]
+    write_fake_results(tmp_path, params)
+    # drop one X-Y seed of the primary fold: unequal counts on the two sides of P1
+    frames = {}
+    for (ds, s), g in grid.grid_runs(params, "main").groupby(["eval_dataset", "strategy"], sort=False):
+        runs = list(g["run"])
+        if ds == "xquad_r" and s == "xy":
+            runs = runs[:2]
+        frames[(ds, s)] = report.per_seed_per_query(tmp_path, runs, "ap")
+    sig_all = significance.compare_strategies({k: v for k, v in frames.items() if k[1] in strategies.TRAINED},
+                                              n_resamples=200)
+    reported = yaml.safe_load((REPO / "paper" / "reported.yaml").read_text(encoding="utf-8"))
+    prim = primary.primary_tests(sig_all, params, reported).set_index("id")
+    assert (prim.loc["P1", "n_seeds_baseline"], prim.loc["P1", "n_seeds_target"]) == (2, 3)
+    assert "(3+2 seeds)" in primary.primary_table(prim.reset_index())
+
+
+def test_secondary_main_family_excludes_the_primary_cells(families):
+    params, reported, sig_all = families
+    s1 = primary.secondary_main(sig_all, params)
+    assert len(s1) == len(sig_all) - 3 and set(s1["family"]) == {"S1"}
+    holm = stats.holm({str(i): p for i, p in enumerate(s1["p_value"])})
+    assert list(s1["p_holm"]) == [holm[str(i)] for i in range(len(s1))]
+    marks = primary.marks_frame(s1, primary.primary_tests(sig_all, params, reported))
+    assert len(marks) == len(sig_all) and set(marks["family"]) == {"P", "S1"}
+    text = tables.significance_table(s1, family=primary.S1_CAPTION)
+    assert r"\textbf{Secondary} family S1" in text
+
+
+def test_vs_zeroshot_family(results_dir):
+    t = secondary.zeroshot_tests(results_dir, fake_params(), n_resamples=300)
+    trained = [s for s in fake_params()["grid"]["strategies"]]
+    assert len(t) == 2 * len(trained) * 3 and set(t["baseline"]) == {"zeroshot"}
+    holm = stats.holm({str(i): p for i, p in enumerate(t["p_value"])})
+    assert list(t["p_holm"]) == [holm[str(i)] for i in range(len(t))]
+    assert (t["ci_low"] <= t["diff"]).all() and (t["diff"] <= t["ci_high"]).all()
+    # the zero-shot side is one deterministic run: significance needs >= 2 seeds on the trained side only
+    assert t["significant"].any()
+    text = secondary.vs_zeroshot_table(t)
+    assert r"\textbf{Secondary} family S2" in text and "tab:vs-zeroshot" in text
+
+
+def test_rank_distance_family(results_dir):
+    t = secondary.rank_distance_tests(results_dir, fake_params(), n_resamples=300)
+    assert set(t["setting"]) == {"mul"} and "hybrid" not in set(t["baseline"])
+    assert {"zeroshot", "xx", "xy"} <= set(t["baseline"])
+    assert (t["ci_low"] <= t["diff"]).all() and (t["diff"] <= t["ci_high"]).all()
+    assert r"\textbf{Secondary} family S3" in secondary.rank_distance_tests_table(t)
+
+
+def test_ladder_draws_nothing_without_ladder_runs(results_dir):
+    params = fake_params()
+    params["grid"]["ladder"] = dict(LADDER)
+    res = ladder.ladder_results(results_dir, params)  # configured, but no result written: nothing drawn
+    assert res.empty and ladder.ladder_tests(results_dir, res, params).empty
+    assert "no budget-ladder runs" in ladder.ladder_table(res, ladder.ladder_tests(results_dir, res, params))
+
+
+def test_ladder_with_fake_runs(tmp_path):
+    params = fake_params()
+    write_fake_results(tmp_path, params)
+    names = write_fake_ladder(tmp_path, params)
+    params["grid"]["ladder"] = dict(LADDER)
+    specs = grid.grid_runs(params, "ladder")
+    assert set(specs.loc[specs["steps"].notna(), "run"]) == set(names)
+    res = ladder.ladder_results(tmp_path, params, specs)
+    assert sorted(set(res["budget"])) == [40, 480]  # the fake main runs record 40 steps
+    counts = res[res["budget"] == 480].groupby("strategy").size()
+    assert set(counts) == {3}
+    tests = ladder.ladder_tests(tmp_path, res, params, n_resamples=300)
+    assert set(tests["budget"]) == {480} and set(tests["baseline"]) == {"xx", "xy"} and len(tests) == 6
+    assert set(tests["n_seeds_target"]) == {3}
+    text = ladder.ladder_table(res, tests)
+    assert "480" in text and "[$" in text and r"\textbf{Secondary} family S4" in text
+    fig = ladder.plot_ladder(res)
+    assert len(fig.axes) == 3
+    # half a ladder: refused, naming a missing run
+    shutil.rmtree(tmp_path / names[0])
+    with pytest.raises(FileNotFoundError, match="budget ladder"):
+        ladder.ladder_results(tmp_path, params, specs)
+
+
+def test_fake_results_of_the_preregistered_study_shape(tmp_path):
+    """tests/helpers/fake_results.STUDY_GRID: blocks whose cells have their own seeds, Tatoeba on fewer seeds, a
+    ladder rung written with the main runs; the main table, the alpha sweep and the ladder load from them."""
+    params = fake_study_params()
+    write_fake_results(tmp_path, params)
+    main = report.study_results(tmp_path, params, "main")
+    trained = main[main["seed"].notna()]
+    counts = trained.groupby(["fold", "strategy"]).size().to_dict()
+    assert counts == {("mlqa2xquad", s): 3 for s in ("xx", "xy", "hybrid")} | {
+        ("xquad2mlqa", s): 2 for s in ("xx", "xy", "hybrid")} | {(f, "xx-mixed"): 2 for f in params["grid"]["folds"]}
+    tatoeba = trained.set_index("run")["tatoeba"]
+    assert math.isnan(tatoeba["mlqa2xquad-hybrid-s3"]) and not math.isnan(tatoeba["mlqa2xquad-hybrid-s2"])
+    assert set(report.study_results(tmp_path, params, "alpha")["seed"]) == {1, 2}
+    res = ladder.ladder_results(tmp_path, params)
+    assert sorted(set(res["budget"])) == [40, 160] and len(res[res["budget"] == 160]) == 3 * 2

@@ -669,3 +669,71 @@ def test_false_positive_rate_with_seed_variance():
     new, _, old, _ = null_decisions(100, 3, delta=0.2)
     print(f"3 + 3 seeds, delta = 4 tau: significant {new.mean():.3f}, old {old.mean():.3f}")
     assert new.mean() > 0.5 and old.mean() > 0.9
+
+
+# ------------------------------------------------------------------- smaller than a bound (stats.bounds)
+
+from hybridbatch.stats.bounds import below_bound_p, one_sided_upper, shifted_one_sided_p  # noqa: E402
+from hybridbatch.stats.seeded import _welch_df  # noqa: E402
+from hybridbatch.stats.simulation import simulate_systems  # noqa: E402
+
+
+def test_shifted_test_is_scipys_one_sided_t_with_one_part():
+    """Question part only: the one-sided t test of (estimate - bound) / se, as scipy computes it on data."""
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        x = rng.normal(0.02, 0.05, size=40)  # per-question differences
+        bound = 0.04
+        se2 = x.var(ddof=1) / len(x)
+        ref = sps.ttest_1samp(x, bound, alternative="less").pvalue
+        assert shifted_one_sided_p(x.mean(), bound, se2, len(x) - 1.0) == pytest.approx(ref, rel=1e-7, abs=1e-12)
+
+
+def test_shifted_test_is_welchs_one_sided_test_with_the_seed_part_only():
+    """Seed part only, unequal seed counts (10 vs 5): Welch's one-sided test of b - a < bound (scipy, data shifted)."""
+    rng = np.random.default_rng(4)
+    for bound in (0.0, 0.01, 0.03):
+        a, b = rng.normal(0.50, 0.01, size=5), rng.normal(0.52, 0.01, size=10)
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        df = _welch_df([(va, len(a) - 1.0), (vb, len(b) - 1.0)])
+        ref = sps.ttest_ind(b - bound, a, equal_var=False, alternative="less").pvalue
+        got = shifted_one_sided_p(b.mean() - a.mean(), bound, 0.0, 100.0, va + vb, df)
+        assert got == pytest.approx(ref, rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("bound", [0.0, 0.005, 0.02])
+def test_smaller_than_bound_is_the_one_sided_interval_reaching_the_bound(bound):
+    """Both parts present: p < .05 exactly when the one-sided 95 % upper end lies below the bound, and at
+    p the upper end of the one-sided 1 - p interval is the bound; it is half the two-sided p of diff - bound."""
+    pa, pb = simulate_systems(7, n_qids=60, n_langs=3, n_seeds=(3, 5), delta=0.01, tau=0.004)
+    row = seeded_paired_test(pa, pb, "mo", n_resamples=2000)
+    p = below_bound_p(row, bound)
+    vq, dfq = row["se_question"] ** 2, row["n_queries"] - 1.0
+    vs, dfs = row["se_seed"] ** 2, row["df_seed"]
+    upper = one_sided_upper(row["diff"], vq, dfq, vs, dfs, 0.95)
+    assert (p < 0.05) == (upper < bound)
+    if 1e-6 < p < 0.5:
+        assert one_sided_upper(row["diff"], vq, dfq, vs, dfs, 1 - p) == pytest.approx(bound, abs=1e-7)
+    shifted = dict(row, diff=row["diff"] - bound)  # the two-sided test of the shifted difference
+    from hybridbatch.stats.seeded import _combined_interval
+    two = _combined_interval(shifted["diff"], vq, dfq, vs, dfs, 0.95)[2]
+    assert p == pytest.approx(two / 2 if row["diff"] < bound else 1 - two / 2)
+
+
+def test_smaller_than_bound_direction_and_null_level():
+    assert shifted_one_sided_p(0.01, 0.01, 1e-4, 50.0, 1e-4, 4.0) == pytest.approx(0.5)
+    assert shifted_one_sided_p(0.0, 0.04, 1e-4, 50.0, 1e-4, 4.0) < 0.05  # far below the bound
+    assert shifted_one_sided_p(0.08, 0.04, 1e-4, 50.0, 1e-4, 4.0) > 0.95  # far above it
+    with pytest.raises(ValueError):
+        shifted_one_sided_p(float("nan"), 0.04, 1e-4, 50.0)
+
+
+def test_smaller_than_bound_false_positive_rate_at_the_bound():
+    """True difference exactly at the bound, seed variance present, 3 + 3 seeds: rejected at most about 5 %."""
+    rng = np.random.default_rng(11)
+    bound, hits, n = 0.02, 0, 200
+    for _ in range(n):
+        pa, pb = simulate_systems(rng, n_qids=40, n_langs=3, n_seeds=(3, 3), delta=bound, tau=0.01)
+        row = seeded_paired_test(pa, pb, "mo", n_resamples=300)
+        hits += below_bound_p(row, bound) < 0.05
+    assert hits / n <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / n)

@@ -26,7 +26,7 @@ class RunRecord:
     mono_share: float | None = None     # realised share of monolingual batches over the whole run
     mono_share_kept: float | None = None  # ... over the batches the kept (early-stopped) model saw
     steps: int | None = None
-    best_step: int | None = None        # the step early stopping kept (None: keep_best off)
+    best_step: int | None = None        # the saved model's step: early stopping's (keep_best off: the last step)
     batch_size: int | None = None
     n_languages: int | None = None      # --n-languages of a language-ladder run (None: all)
     train_languages: tuple[str, ...] = ()

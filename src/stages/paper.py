@@ -67,6 +67,30 @@ def _percent(fraction) -> str:
     return f"{100 * float(fraction):g}"
 
 
+def main_cell_seeds(grid: dict) -> list[list]:
+    """The seeds of every cell (fold x strategy) of the main table: the blocks of ``grid.main``, each a cross
+    product folds x strategies x seeds (an unused block has none); an older params file's ``grid.seeds`` is one
+    cell's."""
+    if grid.get("main") is None:
+        return [list(grid["seeds"])] if grid.get("seeds") else []
+    return [list(b["seeds"]) for b in grid["main"].values() if b.get("seeds")
+            for _ in range(len(b.get("folds") or []) * len(b.get("strategies") or []))]
+
+
+def seeds_macros(grid: dict) -> dict[str, str]:
+    """``\\pNumSeeds`` and ``\\pSeeds`` (prose: "\\pNumSeeds{} seeds per configuration (\\pSeeds{})"): the
+    count and list when every main-table cell runs the same seeds, else the range of counts ("3 to 10") and
+    every seed used, with a word that the cells differ."""
+    cells = main_cell_seeds(grid)
+    counts = sorted({len(c) for c in cells}) or [0]
+    seeds = sorted({s for c in cells for s in c})
+    number = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    if len({tuple(c) for c in cells}) <= 1:
+        return {"pNumSeeds": number, "pSeeds": _words(seeds)}
+    differ = "the seed count differs" if len(counts) > 1 else "the seeds differ"
+    return {"pNumSeeds": number, "pSeeds": f"{_words(seeds)}; {differ} between configurations"}
+
+
 def settings_tex(params: dict) -> str:
     """LaTeX macros (``\\pBatchSize`` ...) stating the settings of this build, read from the params file, so the
     report's prose describes the configuration that produced its tables (the study of params.yaml, or an
@@ -76,13 +100,13 @@ def settings_tex(params: dict) -> str:
     sample = 1.0 if sample is None else sample
     pairs = ev.get("tatoeba_pairs")
     hard = int(train.get("hard_negatives") or 0)
-    seeds = list(grid.get("seeds") or [])
+    main = "main" if "main" in grid or "seeds" not in grid else "seeds"  # the main table's cells (older: seeds)
     sources = {  # macro -> (section, key) it is made from; left to main.tex's fallback (the key) when absent
         "pBatchSize": (train, "batch_size"), "pSteps": (train, "steps"), "pWarmup": (train, "warmup_steps"),
         "pTemperature": (train, "temperature"), "pMaxQuery": (train, "max_query_length"),
         "pMaxPassage": (train, "max_passage_length"), "pEvalEvery": (train, "eval_every"),
         "pValPercent": (train, "val_fraction"), "pEmbeddings": (train, "freeze_word_embeddings"),
-        "pHardNegatives": (train, "hard_negatives"), "pNumSeeds": (grid, "seeds"), "pSeeds": (grid, "seeds"),
+        "pHardNegatives": (train, "hard_negatives"), "pNumSeeds": (grid, main), "pSeeds": (grid, main),
         "pEvalSet": (ev, "sample_fraction"), "pEvalSubsample": (ev, "sample_fraction"),
         "pTatoeba": (ev, "tatoeba_pairs"), "pScalingFold": (grid, "scaling_fold"),
         "pScalingSeed": (grid, "scaling_seeds"), "pLayers": (grid, "layers"), "pNLanguages": (grid, "n_languages"),
@@ -102,8 +126,7 @@ def settings_tex(params: dict) -> str:
                        "every weight updated, the word embeddings included",
         "pHardNegatives": "no hard negatives" if hard == 0 else
                           f"{hard} hard negative(s) per pair (other sentences of the answer's paragraph)",
-        "pNumSeeds": str(len(seeds)),
-        "pSeeds": _words(seeds),
+        **seeds_macros(grid),
         "pEvalSet": "the full evaluation sets" if float(sample) >= 1.0 else
                     (f"a fixed {_percent(sample)}\\% sample of each evaluation set's paragraphs (drawn on the English "
                      "side and kept in every language with all their questions and sentences)"),

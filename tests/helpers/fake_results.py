@@ -30,11 +30,13 @@ OUTPUTS = {
     "main": ["paper/tables/main.tex", "paper/tables/recall.tex", "paper/tables/rank_distance.tex",
              "paper/tables/significance.tex", "paper/tables/confidence.tex", "paper/tables/paper_vs_ours.tex",
              "paper/tables/training_runs.tex",
-             "figures/main.pdf", "figures/main.png"],
+             "figures/main.pdf", "figures/main.png",
+             "paper/tables/primary.tex", "paper/tables/vs_zeroshot.tex", "paper/tables/ladder.tex",
+             "figures/ladder.pdf", "figures/ladder.png"],
     "per_language": ["paper/tables/per_language_xquad_r.tex", "paper/tables/per_language_mlqa_r.tex",
                      "paper/tables/tatoeba.tex", "figures/heatmaps.pdf", "figures/heatmaps.png", "figures/tatoeba.pdf",
                      "figures/tatoeba.png", "paper/tables/miracl.tex"],
-    "bias": ["paper/tables/bias.tex", "figures/bias.pdf", "figures/bias.png"],
+    "bias": ["paper/tables/bias.tex", "figures/bias.pdf", "figures/bias.png", "paper/tables/rank_distance_tests.tex"],
     "scaling": ["paper/tables/scaling.tex", "paper/tables/alpha_significance.tex", "figures/scaling_size.pdf", "figures/scaling_size.png",
                 "figures/scaling_languages.pdf", "figures/scaling_languages.png", "figures/alpha.pdf",
                 "figures/alpha.png"],
@@ -49,16 +51,24 @@ PARAMS = {
         "mlqa2xquad": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "ar", "de"]},
         "xquad2mlqa": {"train": "xquad_r", "eval": "mlqa_r", "language_order": ["en", "ar", "de", "el"]},
     },
+    # the committed study's shape (params.yaml): one main block, both folds x every strategy x the same seeds;
+    # no ladder rung (steps: []); the alpha sweep and Tatoeba on the main seeds
     "grid": {
         "folds": ["mlqa2xquad", "xquad2mlqa"],
         "strategies": ["xx", "xx-mixed", "xy", "hybrid"],
-        "seeds": [1, 2],
+        "main": {"primary": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx", "xx-mixed", "xy", "hybrid"],
+                             "seeds": [1, 2]},
+                 "secondary": {"folds": [], "strategies": [], "seeds": []},
+                 "mixed": {"folds": [], "strategies": [], "seeds": []}},
+        "tatoeba_seeds": [1, 2],
+        "ladder": {"fold": "mlqa2xquad", "steps": [], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2]},
         "scaling_fold": "mlqa2xquad",
         "scaling_seeds": [1],
         "scaling_strategies": ["xx", "xy", "hybrid"],
         "layers": [4, 8],
         "n_languages": [2],
         "alphas": [0.25, 0.75],
+        "alpha_seeds": [1, 2],
     },
 }
 
@@ -72,6 +82,41 @@ TRAIN_STEPS = 40
 
 def fake_params() -> dict:
     return copy.deepcopy(PARAMS)
+
+
+def main_cells(params: dict) -> dict[tuple[str, str], list[int]]:
+    """``{(fold, strategy): seeds}`` of the main table, read from the blocks of ``grid.main`` here (not through
+    ``hybridbatch.grid``), in the order fold, then strategy, of ``grid.folds`` / ``grid.strategies``."""
+    g = params["grid"]
+    cells = {(f, s): list(b["seeds"]) for b in g["main"].values() if b["seeds"] for f in b["folds"]
+             for s in b["strategies"]}
+    return {(f, s): cells[(f, s)] for f in g["folds"] for s in g["strategies"] if (f, s) in cells}
+
+
+# the pre-registered study's shape (configs/study.yaml; hybridbatch.params.GridParams): three blocks whose cells
+# have different seed lists, a ladder rung, Tatoeba on fewer seeds than the main table
+STUDY_GRID = {
+    "folds": ["mlqa2xquad", "xquad2mlqa"],
+    "strategies": ["xx", "xx-mixed", "xy", "hybrid"],
+    "main": {"primary": {"folds": ["mlqa2xquad"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2, 3]},
+             "secondary": {"folds": ["xquad2mlqa"], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2]},
+             "mixed": {"folds": ["mlqa2xquad", "xquad2mlqa"], "strategies": ["xx-mixed"], "seeds": [1, 2]}},
+    "tatoeba_seeds": [1, 2],
+    "ladder": {"fold": "mlqa2xquad", "steps": [160], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2]},
+    "scaling_fold": "mlqa2xquad",
+    "scaling_seeds": [1],
+    "scaling_strategies": ["xx", "xy", "hybrid"],
+    "layers": [4, 8],
+    "n_languages": [2],
+    "alphas": [0.25, 0.75],
+    "alpha_seeds": [1, 2],
+}
+
+
+def fake_study_params() -> dict:
+    """:func:`fake_params` with the pre-registered study's grid (:data:`STUDY_GRID`); :func:`write_fake_results`
+    writes its runs, the ladder's included."""
+    return {**copy.deepcopy(PARAMS), "grid": copy.deepcopy(STUDY_GRID)}
 
 
 def enumerate_runs(params: dict) -> list[dict]:
@@ -102,11 +147,12 @@ def enumerate_runs(params: dict) -> list[dict]:
         if strategy not in ("zeroshot", "bm25") and n is None:  # the training-languages runs stay "older"
             out[run].update(training_keys(run, strategy, out[run]["alpha"]))
 
+    cells = main_cells(params)
     for fold in g["folds"]:
         add(fold, "zeroshot")
         add(fold, "bm25")
-        for s in g["strategies"]:
-            for seed in g["seeds"]:
+        for (f, s), seeds in cells.items():
+            for seed in seeds if f == fold else ():
                 add(fold, s, seed)
     fold = g["scaling_fold"]
     for k in g["layers"]:
@@ -118,9 +164,15 @@ def enumerate_runs(params: dict) -> list[dict]:
         for k in g["n_languages"]:
             for s in g["scaling_strategies"]:
                 add(fold, s, seed, n=k)
-    for seed in g["seeds"]:  # the alpha sweep runs the main seeds
+    for seed in g["alpha_seeds"]:  # the alpha sweep (its 0 / 0.5 / 1 points: main runs)
         for a in g["alphas"]:
             add(fold, "hybrid", seed, alpha=a)
+    ladder = g.get("ladder") or {}
+    for k in ladder.get("steps") or []:  # the budget ladder: train.steps -> k
+        for s in ladder["strategies"]:
+            for seed in ladder["seeds"]:
+                cfg = ladder_config(params, ladder["fold"], s, seed, k)
+                out[cfg["run"]] = cfg
     return list(out.values())
 
 
@@ -264,24 +316,35 @@ def metrics_json(cfg: dict, pq: pd.DataFrame, languages: list[str], with_tatoeba
 
 
 def write_fake_results(results_dir: Path, params: dict | None = None, n_qids: int = 24) -> list[str]:
-    """Write every run of ``params`` (default :data:`PARAMS`) under ``results_dir``; returns the run names."""
+    """Write every run of ``params`` (default :data:`PARAMS`; the ladder's runs too, see :func:`write_run`) under
+    ``results_dir``; returns the run names. Tatoeba: the zero-shot encoders and the main runs of
+    ``grid.tatoeba_seeds`` (as the evaluation stage)."""
     params = params or fake_params()
     g = params["grid"]
     names = []
     for cfg in enumerate_runs(params):
-        langs = LANGUAGES[cfg["eval_dataset"]]
-        pq = per_query_frame(cfg, langs, n_qids)
         n_train = len(LANGUAGES[params["folds"][cfg["fold"]]["train"]])
         main_grid = (cfg["layers"] == 12 and cfg["n_languages"] in (None, n_train) and cfg["alpha"] in (None, 0.5)
-                     and cfg["strategy"] != "bm25" and cfg["fold"] in g["folds"])
-        with_tatoeba = main_grid and (cfg["strategy"] == "zeroshot" or cfg["seed"] in g["seeds"])
-        out = Path(results_dir) / cfg["run"]
-        out.mkdir(parents=True, exist_ok=True)
-        pq.to_parquet(out / "per_query.parquet", index=False)
-        (out / "metrics.json").write_text(json.dumps(metrics_json(cfg, pq, langs, with_tatoeba), indent=2,
-                                                     sort_keys=True))
+                     and cfg["strategy"] != "bm25" and cfg["fold"] in g["folds"] and "-steps" not in cfg["run"])
+        with_tatoeba = main_grid and (cfg["strategy"] == "zeroshot" or cfg["seed"] in g["tatoeba_seeds"])
+        write_run(results_dir, cfg, n_qids, with_tatoeba)
         names.append(cfg["run"])
     return names
+
+
+def write_run(results_dir: Path, cfg: dict, n_qids: int, with_tatoeba: bool) -> None:
+    """``results/<run>/{per_query.parquet,metrics.json}`` of one run; a budget-ladder run (``-steps<k>-``) gets the
+    main run's per-query values plus :data:`LADDER_GAIN` and its own noise."""
+    langs = LANGUAGES[cfg["eval_dataset"]]
+    pq = per_query_frame(cfg, langs, n_qids)
+    if "-steps" in cfg["run"]:
+        gain = pq["setting"].map(dict(zip(("mo", "cr", "mul"), LADDER_GAIN[cfg["strategy"]])))
+        pq["ap"] = np.clip(pq["ap"] + gain, 0.0, 1.0)
+    out = Path(results_dir) / cfg["run"]
+    out.mkdir(parents=True, exist_ok=True)
+    pq.to_parquet(out / "per_query.parquet", index=False)
+    (out / "metrics.json").write_text(json.dumps(metrics_json(cfg, pq, langs, with_tatoeba), indent=2,
+                                                 sort_keys=True))
 
 
 MIRACL_LANGUAGES = {"sw": 0.41, "te": None}  # a language with a corpus (its nDCG@10) and one without
@@ -311,9 +374,8 @@ def make_report_root(root: Path, params: dict | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     full = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     full.update(params)
-    fold = full["grid"]["folds"][0]
-    full["miracl"].update({"runs": {f"{fold}-zeroshot": "models/e5-small",
-                                    f"{fold}-hybrid-s{full['grid']['seeds'][0]}": "models/hybrid"},
+    fold, seed = next((f, seeds[0]) for (f, s), seeds in main_cells(full).items() if s == "hybrid")
+    full["miracl"].update({"runs": {f"{fold}-zeroshot": "models/e5-small", f"{fold}-hybrid-s{seed}": "models/hybrid"},
                            "languages": list(MIRACL_LANGUAGES)})
     (root / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
     write_fake_results(root / "results", params)
@@ -345,3 +407,35 @@ def executed_reports(tmp_path_factory) -> Path:
                 raise AssertionError(f"notebook {name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
         _CACHE["root"] = root
     return _CACHE["root"]
+
+
+LADDER = {"fold": "mlqa2xquad", "steps": [480], "strategies": ["xx", "xy", "hybrid"], "seeds": [1, 2, 3]}
+LADDER_GAIN = {"xx": (0.02, 0.0, 0.0), "xy": (0.0, 0.01, 0.01), "hybrid": (0.03, 0.03, 0.03)}  # mo, cr, mul
+
+
+def ladder_config(params: dict, fold: str, strategy: str, seed: int, steps: int) -> dict:
+    """The config of the budget-ladder run ``<fold>-steps<k>-<strategy>-s<seed>`` (``config.steps`` = k)."""
+    run = f"{fold}-steps{steps}-{strategy}-s{seed}"
+    train_langs = sorted(LANGUAGES[params["folds"][fold]["train"]])
+    cfg = {"run": run, "fold": fold, "strategy": strategy, "seed": seed,
+           "alpha": 0.5 if strategy == "hybrid" else None, "layers": 12, "n_languages": len(train_langs),
+           "train_languages": train_langs, "eval_dataset": params["folds"][fold]["eval"]}
+    cfg.update(training_keys(run, strategy, cfg["alpha"]), steps=steps)
+    return cfg
+
+
+def write_fake_ladder(results_dir: Path, params: dict | None = None, ladder: dict | None = None,
+                      n_qids: int = 24) -> list[str]:
+    """The budget ladder's longer runs of ``ladder`` (default :data:`LADDER`, whatever ``params`` configures) under
+    ``results_dir`` (:func:`write_run`). Seeds may differ from the main grid's (the default has 3 against the main
+    grid's 2). Returns the run names."""
+    params = params or fake_params()
+    ladder = ladder or LADDER
+    names = []
+    for k in ladder["steps"]:
+        for s in ladder["strategies"]:
+            for seed in ladder["seeds"]:
+                cfg = ladder_config(params, ladder["fold"], s, seed, k)
+                write_run(results_dir, cfg, n_qids, False)
+                names.append(cfg["run"])
+    return names

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
+import yaml
 
 from hybridbatch import strategies
 from hybridbatch.grid import SETTING_LABELS, SETTINGS, dataset_label
-from hybridbatch.reporting import significance
+from hybridbatch.reporting import primary, significance
 from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_summary, seeds_of, strategies_of,
                                            study_results, summary_lookup)
 
@@ -131,6 +132,13 @@ def _cells(rows: pd.DataFrame) -> str:
     return ", ".join(f"{dataset_label(r['dataset'])} {SETTING_LABELS[r['setting']]}" for r in rows.to_dict("records"))
 
 
+def _families(sig: pd.DataFrame) -> str:
+    if "family" not in sig:
+        return f"Holm over the table's {len(sig)} comparisons"
+    return (f"Holm within the cell's family: P for the three primary cells, `paper/tables/primary.tex`; S1 for the "
+            f"other {int((sig['family'] == 'S1').sum())}, `paper/tables/significance.tex`")
+
+
 def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, target: str = "hybrid") -> str:
     """What the main table's test and the alpha sweep's test find, in words whose every number and every
     "significant" comes from ``sig`` (:func:`significance.significance_tests`) and ``alpha_sig``
@@ -140,9 +148,9 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
     n = len(seeds)
     t = strategies.label(target)
     marked = significance.is_significant(sig, ALPHA)
-    lines = [f"Hybrid minus each strategy: differences of the main table's seed means (mAP). **Bold** = significant in "
-             f"`paper/tables/significance.tex`: the seed-aware paired test of `docs/statistics.md` "
-             f"({n} + {n} seeds kept apart, question ids as clusters, Holm over the table's {len(sig)} comparisons) "
+    lines = [f"Hybrid minus each strategy (secondary, except the primary cells above): differences of the main table's "
+             f"seed means (mAP). **Bold** = significant: the seed-aware paired test of `docs/statistics.md` "
+             f"({n} + {n} seeds kept apart, question ids as clusters, {_families(sig)}) "
              f"gives p_Holm < {num(ALPHA, 2)} **and** all {n * n} seed pairings have one sign.", ""]
     lines += _diff_table(sig, datasets, target)
     lines.append("")
@@ -188,28 +196,59 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
     else:
         summary += "."
     lines.append(summary)
+    lines += _mixed_lines(results, datasets) + _alpha_lines(alpha_sig)
+    return "\n".join(lines)
+
+
+def _mixed_lines(results: pd.DataFrame, datasets: list[str]) -> list[str]:
+    """:func:`verdict`'s described, untested line on X-X (mixed) against the zero-shot encoder (Mul.); none when
+    either is absent."""
+    if "xx-mixed" not in set(results["strategy"]) or "zeroshot" not in set(results["strategy"]):
+        return []
     look = summary_lookup(seed_summary(results, ["map_mul"]))
-    if "xx-mixed" in set(results["strategy"]) and "zeroshot" in set(results["strategy"]):
-        mixed = [look.get((ds, "xx-mixed", "map_mul"), (math.nan,))[0] for ds in datasets]
-        zero = [look.get((ds, "zeroshot", "map_mul"), (math.nan,))[0] for ds in datasets]
-        below = all(m < z for m, z in zip(mixed, zero))
-        lines.append(f"- *Described, not tested*: {strategies.label('xx-mixed')} (every pair monolingual, languages mixed "
-                     f"in a batch) has Mul. {' / '.join(num(m) for m in mixed)} "
-                     f"({' / '.join(dataset_label(ds) for ds in datasets)}), "
-                     + ("below" if below else "against") + f" the zero-shot encoder's {' / '.join(num(z) for z in zero)}"
-                     + (": it learns to rank the query's language first (`paper/tables/bias.tex`)." if below else "."))
-    if not alpha_sig.empty:
-        amarked = significance.is_significant(alpha_sig, ALPHA)
-        ref = alpha_text(float(alpha_sig["reference"].iloc[0]))
-        if not amarked.any():
-            lines.append(f"- *α sweep: no α differs significantly from α = {ref}* in any of the {len(alpha_sig)} cells "
-                         f"of `paper/tables/alpha_significance.tex` (same test, Holm over its {len(alpha_sig)} "
-                         f"comparisons; p_Holm ≥ {p_text(alpha_sig['p_holm'].min())}).")
-        else:
-            hits = alpha_sig[amarked]
-            lines.append(f"- *α sweep*: significantly different from α = {ref} (`paper/tables/alpha_significance.tex`): "
-                         + ", ".join(f"α {alpha_text(r['alpha'])} {SETTING_LABELS[r['setting']]} {num(r['diff'], sign=True)} "
-                                     f"(p_Holm {p_text(r['p_holm'])})" for r in hits.to_dict("records")) + ".")
+    mixed = [look.get((ds, "xx-mixed", "map_mul"), (math.nan,))[0] for ds in datasets]
+    zero = [look.get((ds, "zeroshot", "map_mul"), (math.nan,))[0] for ds in datasets]
+    below = all(m < z for m, z in zip(mixed, zero))
+    return [f"- *Described, not tested*: {strategies.label('xx-mixed')} (every pair monolingual, languages mixed "
+            f"in a batch) has Mul. {' / '.join(num(m) for m in mixed)} "
+            f"({' / '.join(dataset_label(ds) for ds in datasets)}), "
+            + ("below" if below else "against") + f" the zero-shot encoder's {' / '.join(num(z) for z in zero)}"
+            + (": it learns to rank the query's language first (`paper/tables/bias.tex`)." if below else ".")]
+
+
+def _alpha_lines(alpha_sig: pd.DataFrame) -> list[str]:
+    """:func:`verdict`'s line on the alpha sweep's test (``paper/tables/alpha_significance.tex``); none without it."""
+    if alpha_sig.empty:
+        return []
+    amarked = significance.is_significant(alpha_sig, ALPHA)
+    ref = alpha_text(float(alpha_sig["reference"].iloc[0]))
+    if not amarked.any():
+        return [f"- *α sweep: no α differs significantly from α = {ref}* in any of the {len(alpha_sig)} cells "
+                f"of `paper/tables/alpha_significance.tex` (same test, Holm over its {len(alpha_sig)} "
+                f"comparisons; p_Holm ≥ {p_text(alpha_sig['p_holm'].min())})."]
+    hits = alpha_sig[amarked]
+    return [f"- *α sweep*: significantly different from α = {ref} (`paper/tables/alpha_significance.tex`): "
+            + ", ".join(f"α {alpha_text(r['alpha'])} {SETTING_LABELS[r['setting']]} {num(r['diff'], sign=True)} "
+                        f"(p_Holm {p_text(r['p_holm'])})" for r in hits.to_dict("records")) + "."]
+
+
+def primary_block(prim: pd.DataFrame) -> str:
+    """Family P (``paper/tables/primary.tex``): each hypothesis's difference with its 95 % interval, the paper's
+    bound, both Holm-adjusted p values and the verdict in PREREGISTRATION §3's words."""
+    if prim.empty:
+        return f"No run of fold `{primary.PRIMARY_FOLD}` in this configuration: the primary family is not tested."
+    lines = ["| | Hybrid − | Δ mAP [95 % CI] | paper's Δ* | p_Holm superiority | p_Holm smaller | verdict |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in prim.to_dict("records"):
+        lines.append(f"| {r['id']} | {strategies.label(r['baseline'])}, {dataset_label(r['dataset'])} "
+                     f"{SETTING_LABELS[r['setting']]} | {num(r['diff'], sign=True)} [{num(r['ci_low'], sign=True)}, "
+                     f"{num(r['ci_high'], sign=True)}] | {num(r['bound'], sign=True)} | {p_text(r['p_holm_superiority'])} "
+                     f"| {p_text(r['p_holm_smaller'])} | {r['verdict']} |")
+    allp = len(prim) == len(primary.PRIMARY) and bool(prim["superior"].all())
+    lines += ["", f"Fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p values; smaller = one-sided test of Δ < Δ* "
+              "(the paper's XLM-R difference) on the same variance. The paper's claim (better in all three at once) "
+              + ("is supported: P1–P3 are all significant superiorities." if allp else
+                 "needs P1–P3 all significant superiorities: not shown here.")]
     return "\n".join(lines)
 
 
@@ -218,9 +257,13 @@ def readme_blocks(root: str | os.PathLike, params: dict, *, n_resamples: int = N
     results_dir = Path(root) / "results"
     main = study_results(results_dir, params, "main")
     alpha = study_results(results_dir, params, "alpha").sort_values("alpha", kind="stable")
-    sig = significance.significance_tests(results_dir, params, "hybrid", n_resamples=n_resamples)
+    sig_all = significance.significance_tests(results_dir, params, "hybrid", n_resamples=n_resamples)
+    reported = yaml.safe_load((Path(root) / "paper" / "reported.yaml").read_text(encoding="utf-8"))
+    prim = primary.primary_tests(sig_all, params, reported)
+    sig = primary.marks_frame(primary.secondary_main(sig_all, params), prim)
     alpha_sig = significance.alpha_tests(results_dir, params, alpha, n_resamples=n_resamples)
-    return {"main-table": main_table(main), "verdict": verdict(main, sig, alpha_sig), "alpha-table": alpha_table(alpha, float(params["train"]["alpha"]))}
+    return {"primary": primary_block(prim), "main-table": main_table(main), "verdict": verdict(main, sig, alpha_sig),
+            "alpha-table": alpha_table(alpha, float(params["train"]["alpha"]))}
 
 
 def fill_blocks(text: str, blocks: Mapping[str, str], source: str = "README") -> str:

@@ -104,7 +104,8 @@ def compare_strategies(per_query: dict[tuple[str, str], PerQuery], target: str =
 def significance_tests(results_dir: str | os.PathLike, params: dict, target: str = "hybrid", *,
                        n_resamples: int = 10000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """:func:`compare_strategies` of the main grid: per fold, ``target`` against every other trained strategy
-    of ``grid.strategies``, each given as its ``grid.seeds`` runs' per-query AP (Mo./Cr./Mul.)."""
+    of ``grid.strategies``, each given as its main runs' per-query AP (Mo./Cr./Mul.; the seeds of its cell of
+    ``grid.main``, :func:`grid.cell_seeds`)."""
     specs = grid_runs(params, "main")
     trained = specs[specs["strategy"].isin(strategies.TRAINED)]
     per_query = {}

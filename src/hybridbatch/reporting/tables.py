@@ -60,9 +60,13 @@ def main_table(results: pd.DataFrame, sig: pd.DataFrame | None = None, *, alpha:
                    rf"zero-shot on each evaluation set after training on the other; {seeds_note(results)}. "
                    r"BM25: lexical reference, monolingual only. Best mean per column in bold. "
                    + (rf"Superscripts on Hybrid: significant difference (seed-aware paired test on per-query AP, "
-                      rf"question ids as units, every seed of both systems kept; Holm-adjusted $p<{alpha:g}$ over "
-                      rf"all the comparisons of Table~\ref{{tab:significance}} and every seed pairing in the same "
-                      rf"direction) against {legend}; $\downarrow$: Hybrid lower. " if letters else "")
+                      rf"question ids as units, every seed of both systems kept; Holm-adjusted $p<{alpha:g}$ "
+                      + (r"within the cell's family -- the primary family P of Table~\ref{tab:primary} for its "
+                         r"three cells, the secondary family S1 of Table~\ref{tab:significance} for the others -- "
+                         if "family" in sig.columns else
+                         r"over all the comparisons of Table~\ref{tab:significance} ")
+                      + rf"and every seed pairing in the same direction) against {legend}; $\downarrow$: Hybrid "
+                      r"lower. " if letters else "")
                    + r"The paper's numbers (other models and data) are in Table~\ref{tab:paper-vs-ours}.")
     return booktabs(header, body, align="l" + "c" * (3 * len(datasets)), caption=caption, label=label)
 
@@ -163,7 +167,7 @@ def _test_method(n_resamples: int, n_tests: int, family: str, alpha: float, mark
 
 
 def significance_table(sig: pd.DataFrame, target: str = "hybrid", *, alpha: float = 0.05, n_seeds: int | None = None,
-                       n_resamples: int = 10000, label: str = "tab:significance") -> str:
+                       n_resamples: int = 10000, label: str = "tab:significance", family: str = "") -> str:
     """Target minus each baseline per dataset and setting: $\\Delta$mAP (seed means), the difference for every
     pairing of the two systems' seeds, 95% CI, $p$, Holm $p$, effect size; the caption says what the
     significance mark means (:func:`significance.is_significant`)."""
@@ -181,14 +185,19 @@ def significance_table(sig: pd.DataFrame, target: str = "hybrid", *, alpha: floa
         prev = r["dataset"]
     if not body:
         body.append([r"\multicolumn{9}{c}{no comparison (a single strategy)}"])
-    seeds = (f"{n_seeds} seeds per strategy, kept apart (not averaged before testing). " if n_seeds and n_seeds > 1
-             else "")
+    counts = sorted({int(v) for c in ("n_seeds_baseline", "n_seeds_target") if c in sig for v in sig[c]})
+    if len(counts) > 1:  # unequal seed counts across strategies or folds: the range, not one number
+        n_seeds = None
+        seeds = f"{counts[0]}--{counts[-1]} seeds per strategy (by fold and strategy), kept apart. "
+    else:
+        seeds = (f"{n_seeds} seeds per strategy, kept apart (not averaged before testing). "
+                 if n_seeds and n_seeds > 1 else "")
     single = any(int(r.get(c) or 0) < MIN_SEEDS for r in sig.to_dict("records")
                  for c in ("n_seeds_baseline", "n_seeds_target") if c in r)
     if single:
         seeds += (r"\textbf{A single training seed}: the seed-to-seed variance cannot be estimated, so $p$ and the "
                   r"CI are question-level only and no comparison is marked significant (exploratory). ")
-    caption = (rf"{strategies.label(target)} minus each other sampling strategy, {OURS}; {seeds}$\Delta$mAP: "
+    caption = (family + rf"{strategies.label(target)} minus each other sampling strategy, {OURS}; {seeds}$\Delta$mAP: "
                r"macro, mean over seeds (as in Table~\ref{tab:main}); per seed pairing: the same difference for "
                rf"every pair of a {strategies.label(target)} seed and a baseline seed (baseline seed outer). "
                + _test_method(n_resamples, len(sig), "both datasets, every baseline and setting", alpha,
@@ -429,7 +438,8 @@ def alpha_significance_table(sig: pd.DataFrame, *, fold: str = "", alpha: float 
             seeds += (r"\textbf{A single training seed} at some point: no comparison with it is marked significant "
                       r"(exploratory). ")
     where = rf" on fold \texttt{{{latex_escape(fold)}}}" if fold else ""
-    caption = (rf"The $\alpha$ sweep tested{where}, {OURS}: each $\alpha$ minus the main Hybrid run's "
+    caption = (r"\textbf{Secondary} family S5 (docs/PREREGISTRATION.md \S4). "
+               rf"The $\alpha$ sweep tested{where}, {OURS}: each $\alpha$ minus the main Hybrid run's "
                rf"$\alpha={reference}$ (negative: $\alpha={reference}$ is better; $\alpha=0$ is the "
                rf"{strategies.label('xy')} run, $\alpha=1$ the {strategies.label('xx')} run, as in "
                rf"Table~\ref{{tab:scaling}}); {seeds}$\Delta$mAP: macro, mean "

@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from hybridbatch import strategies
+from hybridbatch.folds import Fold, fold_from
 from hybridbatch.params import read_params
 
 DATASET_LABELS = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}
@@ -73,18 +74,15 @@ def load_params(path: str | os.PathLike) -> dict:
     return params
 
 
-def fold_spec(params: dict, fold: str) -> dict:
-    """``folds.<fold>``: ``{train, eval, language_order}``."""
-    folds = params["folds"]
-    if fold not in folds:
-        raise KeyError(f"fold {fold!r} is not in the params' `folds` section (has {sorted(folds)})")
-    return folds[fold]
+def fold_spec(params: dict, fold: str) -> Fold:
+    """``folds.<fold>`` of a params mapping, validated: the one fold definition (:mod:`hybridbatch.folds`)."""
+    return fold_from(params["folds"], fold, "params")
 
 
 def untrainable_languages(params: dict, fold: str, languages: Iterable[str]) -> list[str]:
     """Evaluation ``languages`` that no run of ``fold`` can train on: outside ``folds.<fold>.language_order``
     (XQuAD-R's el, ru, th, tr in fold mlqa2xquad)."""
-    order = set(fold_spec(params, fold)["language_order"])
+    order = set(fold_spec(params, fold).language_order)
     return sorted(l for l in languages if l not in order)
 
 
@@ -117,7 +115,7 @@ def _spec(params: dict, study: str, fold: str, strategy: str, seed=None, layers=
     return {"study": study,
             "run": run_name(fold, strategy, seed, layers=layers, n_languages=n_languages, alpha=named_alpha,
                             steps=steps),
-            "fold": fold, "train_dataset": f["train"], "eval_dataset": f["eval"], "strategy": strategy,
+            "fold": fold, "train_dataset": f.train, "eval_dataset": f.eval, "strategy": strategy,
             "seed": seed, "layers": layers, "n_languages": n_languages, "alpha": alpha, "steps": steps}
 
 

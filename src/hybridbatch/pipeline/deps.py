@@ -17,7 +17,7 @@ from pathlib import Path
 PACKAGE = "hybridbatch"
 # what a code_* stage runs itself (declared as its deps too; stamped only when the family imports them)
 STAMP_CODE = ("src/stages/code_stamp.py", "src/hybridbatch/pipeline/deps.py", "src/hybridbatch/io.py",
-              "src/hybridbatch/params.py", "src/hybridbatch/__init__.py",
+              "src/hybridbatch/folds.py", "src/hybridbatch/params.py", "src/hybridbatch/__init__.py",
               "src/hybridbatch/pipeline/__init__.py")
 
 

@@ -242,12 +242,14 @@ def test_results_equal_a_sequential_run(runs):
 
 @pytest.mark.slow
 def test_a_failing_worker_and_a_missing_run_cache_entry_fail_loudly(runs):
-    """Last test of this module (it edits params.yaml, then restores it)."""
+    """Last test of this module (it breaks the bm25 stage's script in the workspace, then restores it)."""
     par, env = runs["par"], runs["env"]
     script = par / "src" / "stages" / "bm25.py"
     original = script.read_text()
     # a stage that fails in its worker (a bad params value would now stop at the upstream `validate` stage)
-    script.write_text('raise SystemExit("error: bm25.k1: simulated failure of the stage")\n' + original)
+    future = "from __future__ import annotations\n"
+    assert future in original
+    script.write_text(original.replace(future, future + 'raise SystemExit("error: bm25.k1: simulated failure")\n', 1))
     try:
         failed = run(hp("run", "--workers", "2", "--targets", "bm25"), par, env, ok=False)
         assert failed.returncode == 1

@@ -290,3 +290,17 @@ def test_fast_scoring_equals_the_old_scoring_on_vendored_xquad_r():
     assert len(new["per_query"]) > 1000
     pd.testing.assert_frame_equal(new["per_query"], old["per_query"], check_exact=True)
     assert same(new["summary"], old["summary"])
+
+
+def test_headline_prints_the_runs_numbers_and_marks_what_it_lacks():
+    """The table the evaluate and bm25 stages print at their end (one function for both)."""
+    from hybridbatch.evaluation.lareqa import headline
+
+    full = headline("r", "xquad_r", {"map_mo": 0.7712, "map_cr": 0.68149, "map_mul": 0.5, "rank_distance": 344.12},
+                    {"mean": 0.9})
+    lines = full.splitlines()
+    assert lines[0] == "r on xquad_r (results/r/metrics.json):" and len(lines) == 3
+    assert lines[1].split() == ["Mo.", "mAP", "Cr.", "mAP", "Mul.", "mAP", "rank", "distance", "Tatoeba"]
+    assert lines[2].split() == ["0.771", "0.681", "0.500", "344.1", "0.900"]
+    mo_only = headline("b", "mlqa_r", {"map_mo": 0.5214}).splitlines()  # BM25: monolingual only, no Tatoeba
+    assert mo_only[2].split() == ["0.521", "--", "--", "--"] and "Tatoeba" not in mo_only[1]

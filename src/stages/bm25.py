@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from hybridbatch.evaluation.bm25 import bm25_lareqa
+from hybridbatch.evaluation.lareqa import headline
 from hybridbatch.data.raw import DataError, load_prepared, sample_paragraphs
 from hybridbatch.io import atomic_path, write_json
 from hybridbatch.params import FoldError, ParamsError, fail, load_fold, section, setup_logging
@@ -46,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                                       fold.eval: {"run": args.run, "sample_fraction": sample.sample_fraction,
                                                   **result["summary"]}})
     write_json(Path("logs") / "bm25" / f"{args.run}.json", result.get("timings", {}))  # untracked
-    mo = result["summary"].get("map_mo")
-    print(f"{args.run} on {fold.eval} (results/{args.run}/metrics.json):\n  Mo. mAP  Cr. mAP  Mul. mAP\n"
-          f"  {'--' if mo is None else f'{mo:.3f}':>7}  {'--':>7}  {'--':>8}   (BM25: monolingual only)", flush=True)
+    print(headline(args.run, fold.eval, result["summary"]) + "   (BM25: monolingual only)", flush=True)
     return 0
 
 

@@ -30,7 +30,7 @@ from hybridbatch.evaluation.tatoeba import evaluate_tatoeba
 from hybridbatch.evaluation.cache import CachingEncoder
 from hybridbatch.data.raw import DataError, load_prepared, sample_paragraphs
 from hybridbatch.model.encoder import DualEncoder, EncoderError, check_checkpoint, check_max_length
-from hybridbatch.evaluation.lareqa import evaluate_lareqa
+from hybridbatch.evaluation.lareqa import evaluate_lareqa, headline
 from hybridbatch.io import atomic_path, write_json
 from hybridbatch.params import FoldError, ParamsError, fail, load_fold, section, setup_logging
 from hybridbatch.records import RunRecord
@@ -92,22 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     write_json(Path("logs") / "evaluate" / f"{args.run}.json", result.get("timings", {}))  # untracked
     print(headline(args.run, fold.eval, metrics[fold.eval], metrics.get("tatoeba")), flush=True)
     return 0
-
-
-def headline(run: str, dataset: str, scores: dict, tatoeba: dict | None = None) -> str:
-    """The run's headline numbers as a short table (Mo./Cr./Mul. mAP, rank distance, Tatoeba where computed;
-    -- for a number the run has not), printed at the end of the stage."""
-    def num(value, digits: int = 3) -> str:
-        return "--" if value is None else f"{value:.{digits}f}"
-
-    cells = [("Mo. mAP", num(scores.get("map_mo"))), ("Cr. mAP", num(scores.get("map_cr"))),
-             ("Mul. mAP", num(scores.get("map_mul"))), ("rank distance", num(scores.get("rank_distance"), 1))]
-    if tatoeba is not None:
-        cells.append(("Tatoeba", num(tatoeba.get("mean"))))
-    widths = [max(len(name), len(value)) for name, value in cells]
-    return "\n".join([f"{run} on {dataset} (results/{run}/metrics.json):",
-                      "  " + "  ".join(name.rjust(w) for (name, _), w in zip(cells, widths)),
-                      "  " + "  ".join(value.rjust(w) for (_, value), w in zip(cells, widths))])
 
 
 def run_record(run: str, model: str, fold, prepared: Path) -> RunRecord:

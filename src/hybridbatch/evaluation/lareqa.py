@@ -311,3 +311,19 @@ def evaluate_lareqa(encoder: DualEncoder, questions: pd.DataFrame, candidates: p
     logger.info("evaluated %d questions x %d candidates: encode %.0f s + %.0f s, score %.0f s",
                 len(questions), len(candidates), t1 - t0, t2 - t1, t3 - t2)
     return result
+
+
+def headline(run: str, dataset: str, scores: dict, tatoeba: dict | None = None) -> str:
+    """The run's headline numbers as a short table (Mo./Cr./Mul. mAP, rank distance, Tatoeba where computed;
+    -- for a number the run has not), printed at the end of the evaluate and bm25 stages."""
+    def num(value, digits: int = 3) -> str:
+        return "--" if value is None else f"{value:.{digits}f}"
+
+    cells = [("Mo. mAP", num(scores.get("map_mo"))), ("Cr. mAP", num(scores.get("map_cr"))),
+             ("Mul. mAP", num(scores.get("map_mul"))), ("rank distance", num(scores.get("rank_distance"), 1))]
+    if tatoeba is not None:
+        cells.append(("Tatoeba", num(tatoeba.get("mean"))))
+    widths = [max(len(name), len(value)) for name, value in cells]
+    return "\n".join([f"{run} on {dataset} (results/{run}/metrics.json):",
+                      "  " + "  ".join(name.rjust(w) for (name, _), w in zip(cells, widths)),
+                      "  " + "  ".join(value.rjust(w) for (_, value), w in zip(cells, widths))])

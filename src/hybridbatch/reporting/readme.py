@@ -245,8 +245,8 @@ def primary_block(prim: pd.DataFrame) -> str:
                      f"{num(r['ci_high'], sign=True)}] | {num(r['bound'], sign=True)} | {p_text(r['p_holm_superiority'])} "
                      f"| {p_text(r['p_holm_smaller'])} | {r['verdict']} |")
     allp = len(prim) == len(primary.PRIMARY) and bool(prim["superior"].all())
-    lines += ["", f"Fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p values; smaller = one-sided test of Δ < Δ* "
-              "(the paper's XLM-R difference) on the same variance. The paper's claim (better in all three at once) "
+    lines += ["", f"`paper/tables/primary.tex`, fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p; smaller = one-sided "
+              "test of Δ < Δ* (paper's XLM-R difference; `stats/bounds.py`). The paper's claim (better in all three) "
               + ("is supported: P1–P3 are all significant superiorities." if allp else
                  "needs P1–P3 all significant superiorities: not shown here.")]
     return "\n".join(lines)

@@ -86,6 +86,8 @@ def test_the_alpha_tables_end_points_are_the_main_tables_cells():
     """alpha 0 / .5 / 1 are the X-Y / Hybrid / X-X-mono main runs: the same seed means, digit for digit (the
     alpha table once said Cr. .675 / Mul. .557 where the main table's same runs gave .674 / .556)."""
     blocks = _blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    if blocks["main-table"].strip().startswith("Pending"):
+        pytest.skip("the study is running: no table yet (test_a_running_study_gets_pending_blocks covers this state)")
     main, alpha = _table(blocks["main-table"]), _table(blocks["alpha-table"])
     params = read_params(REPO / "params.yaml")
     fold = params["grid"]["scaling_fold"]
@@ -156,3 +158,19 @@ def test_every_path_named_exists(doc):
             continue
         missing.append(name)
     assert not missing, f"{doc.relative_to(REPO)} names paths the repository does not hold: {missing}"
+
+
+def test_a_running_study_gets_pending_blocks_without_numbers(tmp_path):
+    """While a run of the study has no metrics.json, every result block says what is missing and shows no number
+    and no interim test; the status says how many units are finished; once complete it says so."""
+    params = read_params(REPO / "params.yaml")
+    runs = list(dict.fromkeys(readme.grid_runs(params)["run"]))
+    (tmp_path / "results" / runs[0]).mkdir(parents=True)
+    (tmp_path / "results" / runs[0] / "metrics.json").write_text("{}")
+    assert readme.missing_runs(tmp_path / "results", params) == runs[1:]
+    blocks = readme.readme_blocks(tmp_path, params)
+    assert set(blocks) == {"primary", "verdict", "main-table", "alpha-table"}
+    assert f"1 of the study's {len(runs)} runs have results (first missing: run `{runs[1]}`)" in blocks["primary"]
+    assert all(b.startswith("Pending") and not re.search(r"\d\.\d|\.\d{2}", b) for b in blocks.values())
+    assert "is running: **3 of 84 units finished**" in readme.status_block(3, 84)
+    assert "is complete: all 84 units" in readme.status_block(84, 84)

@@ -420,9 +420,13 @@ def fill_blocks(text: str, blocks: dict[str, str], source: str = "README") -> st
 
 
 def generated_blocks(params: dict) -> dict[str, dict[str, str]]:
-    """The study's own generated blocks, ``{file: {block: text}}``: its status in docs/STUDY.md, its costs in
-    docs/COSTS.md (README.md's result blocks come from :func:`hybridbatch.reporting.readme.readme_blocks`)."""
-    return {"docs/STUDY.md": {"study-status": status_markdown(status_rows(params))},
+    """The study's own generated blocks, ``{file: {block: text}}``: its status in README.md and docs/STUDY.md, its
+    costs in docs/COSTS.md (README.md's result blocks come from :func:`hybridbatch.reporting.readme.readme_blocks`)."""
+    from hybridbatch.reporting.readme import status_block
+
+    rows = status_rows(params)
+    return {"README.md": {"status": status_block(sum(r["finished"] for r in rows), len(rows))},
+            "docs/STUDY.md": {"study-status": status_markdown(rows)},
             "docs/COSTS.md": {"study-costs": cost_markdown(params)}}
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from hybridbatch import strategies
-from hybridbatch.grid import SETTING_LABELS, SETTINGS, dataset_label
+from hybridbatch.grid import SETTING_LABELS, SETTINGS, dataset_label, grid_runs
 from hybridbatch.reporting import primary, significance
 from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_summary, seeds_of, strategies_of,
                                            study_results, summary_lookup)
@@ -252,9 +252,48 @@ def primary_block(prim: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def status_block(done: int, total: int) -> str:
+    """README.md's status paragraph: how far the study is (``done`` of ``total`` units finished), and what
+    ``paper/`` and ``figures/`` show meanwhile."""
+    head = ("> **Status.** The pre-registered fixed-budget study ([docs/PREREGISTRATION.md](docs/PREREGISTRATION.md), "
+            "binding before its first run; its parameters are `params.yaml` = `configs/study.yaml`)")
+    if done < total:
+        return (f"{head} is running: **{done} of {total} units finished** ([docs/STUDY.md](docs/STUDY.md) lists "
+                "them). Its tables and tests fill the blocks below when the last unit lands. Until then `paper/` and "
+                "`figures/` still show the previous study (3 seeds, early stopping), archived with its results "
+                "in [results/previous-study/](results/previous-study/).")
+    return (f"{head} is complete: all {total} units ([docs/STUDY.md](docs/STUDY.md)); the blocks below, `paper/` "
+            "and `figures/` are its results. The previous study (3 seeds, early stopping) is archived in "
+            "[results/previous-study/](results/previous-study/).")
+
+
+def missing_runs(results_dir: str | os.PathLike, params: dict) -> list[str]:
+    """The runs of ``params``' study (every study of :func:`grid.grid_runs`) without ``results/<run>/metrics.json``,
+    in the grid's order."""
+    runs = dict.fromkeys(grid_runs(params)["run"])
+    return [r for r in runs if not (Path(results_dir) / r / "metrics.json").is_file()]
+
+
+def pending_blocks(missing: list[str], total: int) -> dict[str, str]:
+    """The result blocks while the study runs: no interim number and no interim test (PREREGISTRATION.md: the
+    analysis is made once, on the whole study), only what is missing."""
+    done, later = total - len(missing), "Pending until the study's last run lands (status above): "
+    return {"primary": (f"Pending: {done} of the study's {total} runs have results (first missing: run "
+                        f"`{missing[0]}`). The primary family (P1–P3, superiority and smaller-than-paper, "
+                        "Holm over 6; `paper/tables/primary.tex`) is tested once, on the whole study: no interim test."),
+            "verdict": later + "the secondary families (`paper/tables/significance.tex`, `rank_distance_tests.tex`, "
+                               "`vs_zeroshot.tex`, `alpha_significance.tex`, `ladder.tex`).",
+            "main-table": later + "`paper/tables/main.tex`.",
+            "alpha-table": later + "`paper/tables/scaling.tex`."}
+
+
 def readme_blocks(root: str | os.PathLike, params: dict, *, n_resamples: int = N_RESAMPLES) -> dict[str, str]:
-    """Every generated block of README.md, from ``root/results`` and ``params`` (nothing is written)."""
+    """Every generated block of README.md, from ``root/results`` and ``params`` (nothing is written); while a run
+    of the study has no results, :func:`pending_blocks`."""
     results_dir = Path(root) / "results"
+    missing = missing_runs(results_dir, params)
+    if missing:
+        return pending_blocks(missing, len(dict.fromkeys(grid_runs(params)["run"])))
     main = study_results(results_dir, params, "main")
     alpha = study_results(results_dir, params, "alpha").sort_values("alpha", kind="stable")
     sig_all = significance.significance_tests(results_dir, params, "hybrid", n_resamples=n_resamples)

@@ -1,0 +1,77 @@
+"""The two-worker batch runner (hybridbatch.pipeline.batches): the study's unfinished units in the study's order,
+``--per-worker`` x N at a time through the worker copies, one commit per batch with the refreshed status blocks;
+no batch started past ``--until``; the reports once nothing is left; bad options in one line (exit 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from helpers.tiny import REPO
+from hybridbatch.params import read_params
+from hybridbatch.pipeline import batches, study
+
+
+@pytest.fixture
+def stubbed(tmp_path, monkeypatch):
+    """The study's first 7 main units, 2 of them finished; workers.run, commits and the reports recorded."""
+    _, units = study.units(read_params(REPO / "params.yaml"))
+    main = [u for u in units if u.study == "main"][:7]
+    finished = {s for u in (main[0], main[3]) for s in u.stages}
+    done: set[str] = set(finished)
+    calls: dict[str, list] = {"workers": [], "commit": [], "reports": [], "readme": 0}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "units", lambda p: (["prepare"], main))
+    monkeypatch.setattr(study, "pending_stages", lambda stages: {s for s in stages if s not in done})
+
+    def fake_workers(root, n, targets):
+        calls["workers"].append((n, list(targets)))
+        done.update(targets)
+
+    def fake_readme(params):
+        calls["readme"] += 1
+        return ["README.md", "docs/STUDY.md"]
+
+    monkeypatch.setattr(batches.workers, "run", fake_workers)
+    monkeypatch.setattr(batches, "refresh_readme", fake_readme)
+    monkeypatch.setattr(study, "commit", lambda unit, msg: calls["commit"].append((unit.paths, msg)))
+    monkeypatch.setattr(study, "reproduce_all", lambda do_commit: calls["reports"].append(do_commit))
+    return main, calls
+
+
+def test_batches_take_the_unfinished_units_in_order_and_commit_each_batch(stubbed):
+    main, calls = stubbed
+    assert batches.run(str(REPO / "params.yaml"), 2, None, True) == 0
+    todo = [u for i, u in enumerate(main) if i not in (0, 3)]
+    got = [targets for _, targets in calls["workers"]]
+    assert [n for n, _ in calls["workers"]] == [2, 2]
+    assert got == [[s for u in todo[:4] for s in u.stages], [s for u in todo[4:] for s in u.stages]]
+    assert len(calls["commit"]) == 2 and calls["reports"] == [True]
+    paths, msg = calls["commit"][0]
+    assert all(p in paths for u in todo[:4] for p in u.paths)
+    assert "build/code" in paths and "README.md" in paths and "docs/STUDY.md" in paths
+    assert msg.startswith("study: " + ", ".join(u.run for u in todo[:4]))
+
+
+def test_no_batch_starts_past_until(stubbed):
+    _, calls = stubbed
+    soon = dt.datetime.now() + dt.timedelta(minutes=1)  # 4 main units at 15 min a family: far more than a minute
+    assert batches.run(str(REPO / "params.yaml"), 2, soon, True) == 0
+    assert calls["workers"] == [] and calls["commit"] == [] and calls["reports"] == []
+    assert "batches: stop: the next batch (4 units)" in (study.LOG).read_text()
+
+
+def test_without_commit_nothing_is_committed(stubbed):
+    _, calls = stubbed
+    assert batches.run(str(REPO / "params.yaml"), 2, None, False, per_worker=1) == 0
+    assert len(calls["workers"]) == 3 and calls["commit"] == [] and calls["reports"] == [False]
+
+
+@pytest.mark.parametrize("args", [["--workers", "0"], ["--per-worker", "0"], ["--until", "25:00"]])
+def test_bad_options_are_one_line_with_exit_status_2(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        batches.main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and ("error" in err[-1])

@@ -59,7 +59,18 @@ def test_no_batch_starts_past_until(stubbed):
     soon = dt.datetime.now() + dt.timedelta(minutes=1)  # 4 main units at 15 min a family: far more than a minute
     assert batches.run(str(REPO / "params.yaml"), 2, soon, True) == 0
     assert calls["workers"] == [] and calls["commit"] == [] and calls["reports"] == []
-    assert "batches: stop: the next batch (4 units)" in (study.LOG).read_text()
+    assert "batches: stop: the next batch (2 units)" in (study.LOG).read_text()  # shrunk to 1 a worker, still past
+
+
+def test_a_smaller_batch_runs_where_a_whole_one_would_end_past_until(stubbed, monkeypatch):
+    main, calls = stubbed
+    monkeypatch.setattr(study, "measured_seconds", lambda: {"train": 600.0, "evaluate": 600.0})
+    # a unit ~1200 s (its card and MIRACL stages not counted), x SLOWDOWN / 2 workers: 4 units ~60 min, 2 ~30 min
+    until = dt.datetime.now() + dt.timedelta(minutes=40)
+    assert batches.run(str(REPO / "params.yaml"), 2, until, True) == 0
+    todo = [u for i, u in enumerate(main) if i not in (0, 3)]
+    # the first batch is 1 unit a worker (later ones are estimated from its wall time: ~0 s with this stub)
+    assert calls["workers"][0][1] == [s for u in todo[:2] for s in u.stages]
 
 
 def test_without_commit_nothing_is_committed(stubbed):

@@ -106,6 +106,7 @@ def settings_tex(params: dict) -> str:
         "pTemperature": (train, "temperature"), "pMaxQuery": (train, "max_query_length"),
         "pMaxPassage": (train, "max_passage_length"), "pEvalEvery": (train, "eval_every"),
         "pValPercent": (train, "val_fraction"), "pEmbeddings": (train, "freeze_word_embeddings"),
+        "pSelection": (train, "keep_best"),
         "pHardNegatives": (train, "hard_negatives"), "pNumSeeds": (grid, main), "pSeeds": (grid, main),
         "pEvalSet": (ev, "sample_fraction"), "pEvalSubsample": (ev, "sample_fraction"),
         "pTatoeba": (ev, "tatoeba_pairs"), "pScalingFold": (grid, "scaling_fold"),
@@ -124,6 +125,10 @@ def settings_tex(params: dict) -> str:
         "pEmbeddings": ("the word-embedding table frozen (it also keeps the rows of tokens that only unseen "
                         "languages use as pre-trained)") if train.get("freeze_word_embeddings") else
                        "every weight updated, the word embeddings included",
+        "pSelection": ("early stopping on a held-out validation loss (the saved model is the step with the lowest "
+                       "loss)") if train.get("keep_best") else
+                      ("a fixed budget: every run is evaluated at its last step (the held-out validation loss is "
+                       "logged for the training curves, never used to select a step)"),
         "pHardNegatives": "no hard negatives" if hard == 0 else
                           f"{hard} hard negative(s) per pair (other sentences of the answer's paragraph)",
         **seeds_macros(grid),

@@ -51,8 +51,8 @@ PARAMS = {
         "mlqa2xquad": {"train": "mlqa_r", "eval": "xquad_r", "language_order": ["en", "ar", "de"]},
         "xquad2mlqa": {"train": "xquad_r", "eval": "mlqa_r", "language_order": ["en", "ar", "de", "el"]},
     },
-    # the committed study's shape (params.yaml): one main block, both folds x every strategy x the same seeds;
-    # no ladder rung (steps: []); the alpha sweep and Tatoeba on the main seeds
+    # the previous study's shape (one main block: both folds x every strategy x the same seeds;
+    # no ladder rung); the alpha sweep and Tatoeba on the main seeds
     "grid": {
         "folds": ["mlqa2xquad", "xquad2mlqa"],
         "strategies": ["xx", "xx-mixed", "xy", "hybrid"],

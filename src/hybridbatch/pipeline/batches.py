@@ -12,7 +12,8 @@ are refreshed first (:mod:`hybridbatch.reporting.readme`), so every commit is a 
 test accepts. Which units are finished is decided as in ``study run`` (DVC's own test against ``dvc.lock``,
 :func:`hybridbatch.pipeline.study.pending_stages`), so the two runners continue each other's work.
 
-It starts no batch that would end after ``--until``: the first batch is estimated from ``docs/timings.tsv``
+It starts no batch that would end after ``--until`` (where a whole batch would, it takes one unit fewer per
+worker until it fits or is one unit per worker): the first batch is estimated from ``docs/timings.tsv``
 (each unit at its families' medians, divided by N and multiplied by :data:`SLOWDOWN`: a 1-thread worker is
 slower than the 2-thread stages measured there), later ones from the wall time of the batches this invocation
 ran. ``touch logs/study.pause`` holds it between batches. When no unit is left it runs
@@ -64,10 +65,17 @@ def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: 
             break
         while study.PAUSE.exists():
             time.sleep(10)
-        batch = left[:per_worker * n_workers]
         known = study.measured_seconds()
-        estimate = (slot * len(batch) / n_workers if slot is not None else
-                    SLOWDOWN * sum(study.estimate_seconds(u, known) for u in batch) / n_workers)
+
+        def estimate_of(units: list[study.Unit]) -> float:
+            return (slot * len(units) / n_workers if slot is not None else
+                    SLOWDOWN * sum(study.estimate_seconds(u, known) for u in units) / n_workers)
+
+        batch = left[:per_worker * n_workers]
+        while (until is not None and len(batch) > n_workers
+               and dt.datetime.now() + dt.timedelta(seconds=estimate_of(batch)) > until):
+            batch = batch[:len(batch) - n_workers]  # a smaller batch that still fits: one unit fewer per worker
+        estimate = estimate_of(batch)
         if until is not None and dt.datetime.now() + dt.timedelta(seconds=estimate) > until:
             study._log(f"batches: stop: the next batch ({len(batch)} units) would take ~{estimate / 60:.0f} min, "
                        f"past {until:%H:%M}")

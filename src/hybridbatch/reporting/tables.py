@@ -320,7 +320,8 @@ def _schedules(frames: Sequence[pd.DataFrame | None]) -> list[str]:
 
 
 def fmt_kept_step(best_step, steps) -> str:
-    """``150/200``: the step early stopping kept, of the run's steps; ``--`` for a missing part."""
+    """``150/200``: the step whose model was evaluated (early stopping's choice; the last under a fixed budget), of
+    the run's steps; ``--`` for a missing part."""
     if isnull(best_step) and isnull(steps):
         return MISSING
     return f"{fmt_int(best_step)}/{fmt_int(steps)}"
@@ -337,7 +338,7 @@ def _trained_seeds(frames: Sequence[pd.DataFrame | None]) -> list[int]:
 def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFrame, label: str = "tab:scaling") -> str:
     """Every point of the three scaling studies (one row per run, seeds ``grid.scaling_seeds``; a Seed column
     when there are several), with each trained run's realised share of monolingual batches (whole run / the
-    batches the kept model saw) and the step early stopping kept; ``--`` where a run's config does not record
+    batches the kept model saw) and the step evaluated; ``--`` where a run's config does not record
     them."""
     frames = (size, languages, alpha)
     seeds = _trained_seeds(frames)
@@ -401,8 +402,8 @@ def scaling_table(size: pd.DataFrame, languages: pd.DataFrame, alpha: pd.DataFra
                + (rf" (schedule \texttt{{{latex_escape(schedules[0])}}})" if len(schedules) == 1 else
                   " (with the run's schedule)" if schedules else "")
                + r". Mono.\ share: the realised share of monolingual batches over the whole run and "
-               r"over the batches the kept (early-stopped) model saw; kept step: the step early stopping kept, of "
-               r"the run's steps (--: not recorded by the run). Seen / unseen: query languages inside / outside "
+               r"over the batches the evaluated model saw; kept step: the step whose model was evaluated (early "
+               r"stopping's choice, or the last step under a fixed budget), of the run's steps (--: not recorded). Seen / unseen: query languages inside / outside "
                r"the run's training languages (--: none); the unseen set changes with the training languages, so "
                r"compare runs with different training languages on held-out: the query languages no run of the "
                r"fold trains on" + (f" ({', '.join(heldout)})" if heldout else "") + ", the same set for every run.")
@@ -451,7 +452,7 @@ def alpha_significance_table(sig: pd.DataFrame, *, fold: str = "", alpha: float 
 
 def training_runs_table(runs: pd.DataFrame, label: str = "tab:training-runs") -> str:
     """Every trained run (a :func:`report.training_runs` frame): fold, strategy, seed, alpha (and schedule),
-    steps, the step early stopping kept and the realised share of monolingual batches (whole run / kept)."""
+    steps, the step evaluated (early stopping's or the last) and the realised share of monolingual batches (whole run / kept)."""
     header = [r"Fold & Sampling & Seed & $\alpha$ & Steps & Kept step & Mono.\ share & Mono.\ share (kept) \\"]
     body: list = []
     for r in runs.to_dict("records"):
@@ -459,7 +460,8 @@ def training_runs_table(runs: pd.DataFrame, label: str = "tab:training-runs") ->
                      fmt_alpha(r.get("alpha"), r.get("alpha_schedule")) if r["strategy"] == "hybrid" else MISSING,
                      fmt_int(r.get("steps")), fmt_int(r.get("best_step")), fmt_share(r.get("mono_share")),
                      fmt_share(r.get("mono_share_kept"))])
-    caption = (rf"Training runs, {OURS}: the step early stopping kept (of the run's steps) and the realised share of "
+    caption = (rf"Training runs, {OURS}: the step whose model was evaluated (early stopping's choice, or the last step "
+               r"under a fixed budget; of the run's steps) and the realised share of "
                r"monolingual batches over the whole run and over the batches the kept model saw (--: not recorded "
                r"by the run).")
     return booktabs(header, body, align="llrcrrcc", caption=caption, label=label, size=r"\footnotesize")

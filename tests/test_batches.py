@@ -34,7 +34,7 @@ def stubbed(tmp_path, monkeypatch):
         return ["README.md", "docs/STUDY.md"]
 
     monkeypatch.setattr(batches.workers, "run", fake_workers)
-    monkeypatch.setattr(batches, "refresh_readme", fake_readme)
+    monkeypatch.setattr(study, "refresh_readme", fake_readme)
     monkeypatch.setattr(study, "commit", lambda unit, msg: calls["commit"].append((unit.paths, msg)))
     monkeypatch.setattr(study, "reproduce_all", lambda do_commit: calls["reports"].append(do_commit))
     return main, calls

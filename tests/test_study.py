@@ -302,3 +302,22 @@ def test_cli_errors_are_one_line_with_exit_status_2(tmp_path, monkeypatch, capsy
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and named in err, err
+
+
+def test_each_committed_unit_carries_the_refreshed_status_blocks(tmp_path, monkeypatch):
+    """With --commit, a unit's commit holds its paths, the code stamps and the README / docs blocks the runner
+    refreshed after it, so every commit of the study is a state the README test accepts."""
+    params = read_params(REPO / "params.yaml")
+    _, units = study.units(params)
+    main = [u for u in units if u.study == "main"][:2]
+    monkeypatch.chdir(tmp_path)
+    _stub_runner(monkeypatch, {s for u in main for s in u.stages})
+    monkeypatch.setattr(study, "units", lambda p: ([], main))
+    refreshed: list[int] = []
+    monkeypatch.setattr(study, "refresh_readme", lambda p: refreshed.append(1) or ["README.md", "docs/STUDY.md"])
+    commits: list[tuple[list[str], str]] = []
+    monkeypatch.setattr(study, "commit", lambda unit, msg: commits.append((unit.paths, msg)))
+    assert study.run(str(REPO / "params.yaml"), None, True) == 0
+    assert len(refreshed) == len(commits) == 2
+    for u, (paths, msg) in zip(main, commits):
+        assert paths == [*u.paths, "build/code", "README.md", "docs/STUDY.md"] and msg.startswith(f"study: {u.run}")

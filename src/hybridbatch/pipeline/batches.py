@@ -36,16 +36,9 @@ from hybridbatch.pipeline import study, workers
 SLOWDOWN = 1.5  # a unit on a 1-thread worker vs the same stages at 2 threads (training 1.18x, encoding 2x slower)
 
 
-def refresh_readme(params: dict) -> list[str]:
-    """Rewrite the generated blocks of README.md and docs/ (status, costs, and the results once complete)."""
-    from hybridbatch.reporting import readme
-
-    return readme.write(Path("."), params, study.generated_blocks(params))
-
-
 def _commit_batch(batch: list[study.Unit], params: dict, n_workers: int) -> None:
     """One commit for the batch: ``dvc.lock``, ``build/code``, every unit's paths and the refreshed blocks."""
-    written = refresh_readme(params)
+    written = study.refresh_readme(params)
     runs = ", ".join(u.run for u in batch)
     both = study.Unit(runs, "batch", [], [p for u in batch for p in u.paths] + ["build/code", *written])
     study.commit(both, f"study: {runs} trained and evaluated ({len(batch)} units, "
@@ -91,7 +84,7 @@ def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: 
             _commit_batch(batch, params, n_workers)
     study._log("batches: every unit is finished; the reports, curves and paper")
     study.reproduce_all(do_commit)
-    written = refresh_readme(params)
+    written = study.refresh_readme(params)
     if do_commit and written:
         subprocess.run(["git", "commit", "-q", "-m", "study: README and docs/ blocks from the finished study", "--",
                         *written], check=False)

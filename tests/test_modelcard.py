@@ -194,6 +194,14 @@ def test_limitations_follow_the_runs_own_record():
     assert "30 optimiser steps of 8 question-answer pairs (240 pairs in all" in text and "(seed 14)" in text
 
 
+def test_a_fixed_budget_run_names_its_evaluated_step_not_early_stopping():
+    summary = fake_summary()
+    summary["config"].update(steps=20, best_step=20)
+    text = render(summary, fake_metrics(), hyperparameters={"keep_best": False})
+    assert "| evaluated step (fixed budget: the last step) | 20 |" in text and "early stopping" not in text
+    assert "| keep_best | no |" in text
+
+
 def test_render_shows_settings_and_metrics():
     text = render(fake_summary(), fake_metrics(), hyperparameters={"lr": 3e-5, "temperature": 0.05, "other": 1})
     for needle in ("| strategy | `hybrid` (Hybrid) |", "| alpha (P(monolingual batch), hybrid only) | 0.5 |",

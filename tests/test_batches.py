@@ -73,6 +73,14 @@ def test_a_smaller_batch_runs_where_a_whole_one_would_end_past_until(stubbed, mo
     assert calls["workers"][0][1] == [s for u in todo[:2] for s in u.stages]
 
 
+def test_unit_minutes_seed_the_first_estimate(stubbed):
+    main, calls = stubbed
+    until = dt.datetime.now() + dt.timedelta(minutes=25)  # 2 units of 20 min on 2 workers fit; 4 do not
+    assert batches.run(str(REPO / "params.yaml"), 2, until, True, unit_minutes=20) == 0
+    todo = [u for i, u in enumerate(main) if i not in (0, 3)]
+    assert calls["workers"][0][1] == [s for u in todo[:2] for s in u.stages]
+
+
 def test_without_commit_nothing_is_committed(stubbed):
     _, calls = stubbed
     assert batches.run(str(REPO / "params.yaml"), 2, None, False, per_worker=1) == 0

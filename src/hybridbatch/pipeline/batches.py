@@ -15,7 +15,8 @@ test accepts. Which units are finished is decided as in ``study run`` (DVC's own
 It starts no batch that would end after ``--until`` (where a whole batch would, it takes one unit fewer per
 worker until it fits or is one unit per worker): the first batch is estimated from ``docs/timings.tsv``
 (each unit at its families' medians, divided by N and multiplied by :data:`SLOWDOWN`: a 1-thread worker is
-slower than the 2-thread stages measured there), later ones from the wall time of the batches this invocation
+slower than the 2-thread stages measured there; 15 min a family not measured) or from ``--unit-minutes`` (the
+batch log's "N units in M min" gives it: M x N workers / N units), later ones from the wall time of the batches this invocation
 ran. ``touch logs/study.pause`` holds it between batches. When no unit is left it runs
 :func:`hybridbatch.pipeline.study.reproduce_all` (the curves, reports and paper) and refreshes the README.
 """
@@ -46,11 +47,12 @@ def _commit_batch(batch: list[study.Unit], params: dict, n_workers: int) -> None
 
 
 def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: bool, only: Sequence[str] = (),
-        per_worker: int = 2) -> int:
+        per_worker: int = 2, unit_minutes: float | None = None) -> int:
     params = read_params(params_path)
     _, todo = study.units(params)
     todo = [u for u in todo if not only or u.study in only]
-    slot: float | None = None  # measured wall seconds per unit per worker, from this invocation's batches
+    # wall seconds of one unit on one worker: --unit-minutes, then measured on this invocation's batches
+    slot: float | None = unit_minutes * 60 if unit_minutes else None
     while True:
         pending = study.pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
         left = [u for u in todo if pending.intersection(u.stages)]
@@ -99,12 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no batch that would end later")
     ap.add_argument("--commit", action="store_true", help="git-commit each finished unit after its batch")
     ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main ladder alpha size languages)")
+    ap.add_argument("--unit-minutes", type=float, help="a unit's wall minutes on one worker, for the first batch's "
+                    "estimate (default: docs/timings.tsv medians x SLOWDOWN; later batches: measured)")
     args = ap.parse_args(argv)
     if args.workers < 1 or args.per_worker < 1:
         ap.error(f"--workers {args.workers} / --per-worker {args.per_worker}: each must be at least 1")
     until = study.parse_until(args.until) if args.until else None
     study._checked_params(args.params)
-    return run(args.params, args.workers, until, args.commit, args.only, args.per_worker)
+    return run(args.params, args.workers, until, args.commit, args.only, args.per_worker, args.unit_minutes)
 
 
 if __name__ == "__main__":

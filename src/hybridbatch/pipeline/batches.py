@@ -6,7 +6,7 @@ The units of :func:`hybridbatch.pipeline.study.units` in the study's order (the 
 ``--per-worker`` x N at a time (default 2 x 2 = 4 units, ~20-25 min on 2 cores) through
 :func:`hybridbatch.pipeline.workers.run`: N worker copies of this workspace with ``execution.threads`` =
 cores // N, whole units per worker, then a ``collect`` that restores every stage here from DVC's run cache. After
-each batch, with ``--commit``, every unit of it is committed on its own (``dvc.lock``, ``build/code``, its
+each batch, with ``--commit``, the batch is one commit (``dvc.lock``, ``build/code``, every unit's
 ``results/<run>/`` and ``cards/<run>/``) together with the generated status blocks of README.md and docs/, which
 are refreshed first (:mod:`hybridbatch.reporting.readme`), so every commit is a consistent state that the README
 test accepts. Which units are finished is decided as in ``study run`` (DVC's own test against ``dvc.lock``,
@@ -54,12 +54,12 @@ def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: 
     # wall seconds of one unit on one worker: --unit-minutes, then measured on this invocation's batches
     slot: float | None = unit_minutes * 60 if unit_minutes else None
     while True:
+        while study.PAUSE.exists():  # before deciding what is left: a pause is for edits that may change it
+            time.sleep(10)
         pending = study.pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
         left = [u for u in todo if pending.intersection(u.stages)]
         if not left:
             break
-        while study.PAUSE.exists():
-            time.sleep(10)
         known = study.measured_seconds()
 
         def estimate_of(units: list[study.Unit]) -> float:
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--per-worker", type=int, default=2, help="units per worker in one batch (default 2)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--until", help="HH:MM (today, or tomorrow if already past): start no batch that would end later")
-    ap.add_argument("--commit", action="store_true", help="git-commit each finished unit after its batch")
+    ap.add_argument("--commit", action="store_true", help="git-commit each batch when it finishes")
     ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main ladder alpha size languages)")
     ap.add_argument("--unit-minutes", type=float, help="a unit's wall minutes on one worker, for the first batch's "
                     "estimate (default: docs/timings.tsv medians x SLOWDOWN; later batches: measured)")

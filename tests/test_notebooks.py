@@ -181,3 +181,8 @@ def test_missing_run_names_its_metrics_file(tmp_path):
     out = proc.stdout + proc.stderr
     assert "FileNotFoundError" in out and "results/mlqa2xquad-L8-xy-s1/metrics.json" in out and "dvc repro" in out
     assert not (root / "figures" / "scaling_size.pdf").exists()
+    # the stage's last word is one line naming the notebook, the cell's error and the file (not papermill's traceback)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "scaling.ipynb: cell " in last and "FileNotFoundError: " in last
+    assert "results/mlqa2xquad-L8-xy-s1/metrics.json" in last
+    assert not (root / "notebooks" / "executed" / "scaling.ipynb").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+from papermill.exceptions import PapermillExecutionError
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from hybridbatch.io import atomic_path
@@ -80,11 +81,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     out = args.output or Path("notebooks/executed") / args.notebook.name
-    with atomic_path(out) as tmp:
-        papermill.execute_notebook(str(args.notebook), str(tmp), parameters=parameters(args.params, args.parameter),
-                                   kernel_name=KERNEL, cwd=".", log_output=True, progress_bar=False)
-        book = nbformat.read(tmp, as_version=nbformat.NO_CONVERT)
-        nbformat.write(normalise(book, out), tmp)
+    try:
+        with atomic_path(out) as tmp:
+            papermill.execute_notebook(str(args.notebook), str(tmp),
+                                       parameters=parameters(args.params, args.parameter),
+                                       kernel_name=KERNEL, cwd=".", log_output=True, progress_bar=False)
+            book = nbformat.read(tmp, as_version=nbformat.NO_CONVERT)
+            nbformat.write(normalise(book, out), tmp)
+    except PapermillExecutionError as exc:  # the notebook's own error in one line (its traceback is in the log)
+        print(f"error: {args.notebook}: cell {exc.exec_count}: {exc.ename}: {' '.join(str(exc.evalue).split())}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -56,8 +56,7 @@ def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: 
     while True:
         while study.PAUSE.exists():  # before deciding what is left: a pause is for edits that may change it
             time.sleep(10)
-        pending = study.pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
-        left = [u for u in todo if pending.intersection(u.stages)]
+        left = study.left_units(todo)
         if not left:
             break
         known = study.measured_seconds()

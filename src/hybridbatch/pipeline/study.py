@@ -15,8 +15,7 @@ training-language studies seed by seed. A *unit* is one run: its ``train*`` stag
 its ``model_card*`` / ``miracl`` stages where the grid has them (the main table's stage families are one per block
 of ``grid.main``: ``train``, ``train_secondary``, ``train_mixed``, ...).
 
-Two units side by side (two 1-thread processes): ``python -m hybridbatch.pipeline.workers run --workers 2``, not this
-runner -- DVC locks the workspace for a whole ``dvc repro``; docs/STUDY.md.
+Two units side by side: :mod:`hybridbatch.pipeline.batches` (DVC locks the workspace for a whole ``dvc repro``).
 
 Every stage is reproduced with ``dvc repro --allow-missing <stage>``: a stage whose ``dvc.lock`` entry matches its
 code, params and data is skipped even when its outputs are missing (a trained model is not in git; on a machine
@@ -30,16 +29,14 @@ seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the
 from it; no stage reads it).
 
 When every unit is finished, ``dvc repro --allow-missing`` regenerates the curves, tables, figures and the paper
-(and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the median time that unit's stage families
-took so far, or 15 min per stage family before any was measured); ``logs/study.pause`` holds it between units
-(for edits that must not happen while a stage runs).
+(and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the median time of that
+unit's stage families so far, or 15 min a family not measured); ``logs/study.pause`` holds it between units.
 
-Progress: ``run`` says at start where its log is (``logs/study.log``: these lines and every ``dvc`` command's
-output), then for each unit which unit and stage runs and, from the same estimates, the time left for the units
-still to do. A unit that finished (ran, was restored from DVC's run cache, or was finished before) leaves no
-resumable training state: its ``checkpoints/<run>/`` is removed (a killed training run that DVC later satisfies
-from its run cache would otherwise leave it behind). Bad options (a missing or invalid params file, ``--until
-25:00``) are one ``error:`` line on stderr, exit status 2.
+Progress: ``run`` names its log (``logs/study.log``: these lines and every ``dvc`` command's output), then each unit
+and stage it runs and, from the same estimates, the time left. A finished unit (ran, restored from DVC's run cache,
+or finished before) leaves no resumable training state: its ``checkpoints/<run>/`` is removed (a killed run that DVC
+later satisfies from its run cache would otherwise leave it behind). Bad options (a missing or invalid params file,
+``--until 25:00``) are one ``error:`` line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -243,10 +240,7 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
     for stage in upstream:
         _log(f"upstream: {stage}")
         reproduce(stage, allow_missing=False)
-    # one pass of DVC's own test over every unit decides which are finished (a `dvc repro` per stage costs ~7 s:
-    # ~20 min of every session that continues the study at 40 finished units)
-    pending = pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
-    left = [u for u in todo if pending.intersection(u.stages)]
+    left = left_units(todo)
     total = sum(estimate_seconds(u, measured_seconds()) for u in left)
     _log(f"study: {len(left)} of {len(todo)} units to do, ~{_duration(total)}")
     done_shrink: set[str] = set()
@@ -267,8 +261,7 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
              f"unit, ~{_duration(sum(estimate_seconds(u, known) for u in remaining))} left for {len(remaining)} "
              f"unit(s)")
         ran = _run_unit(unit, i, len(todo), done_shrink)
-        status = "ran " + ", ".join(ran) if ran else "finished before"
-        _log(f"[{i}/{len(todo)}] {unit.run}: {status}")
+        _log(f"[{i}/{len(todo)}] {unit.run}: {'ran ' + ', '.join(ran) if ran else 'finished before'}")
         drop_checkpoints(unit)
         if ran and do_commit:  # with the refreshed status blocks, so that every commit passes the README test
             written = refresh_readme(read_params(params_path))
@@ -311,6 +304,13 @@ def reproduce_all(do_commit: bool) -> None:
     if ran and do_commit:
         commit(Unit("report", "report", [], [p for p in REPORT_PATHS if p != "dvc.lock"]),
                "study: tables, figures and paper regenerated from the finished study")
+
+
+def left_units(todo: Sequence[Unit]) -> list[Unit]:
+    """The units of ``todo`` not finished: one pass of :func:`pending_stages` over all their stages (a `dvc repro`
+    per stage costs ~7 s: ~20 min of every session that continues the study at 40 finished units)."""
+    pending = pending_stages([s for u in todo for s in u.stages if not s.startswith("shrink_model@")])
+    return [u for u in todo if pending.intersection(u.stages)]
 
 
 def pending_stages(stages: Sequence[str], root: Path = Path(".")) -> set[str]:

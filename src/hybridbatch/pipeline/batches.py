@@ -16,8 +16,8 @@ It starts no batch that would end after ``--until`` (where a whole batch would, 
 worker until it fits or is one unit per worker): the first batch is estimated from ``docs/timings.tsv``
 (each unit at its families' medians, divided by N and multiplied by :data:`SLOWDOWN`: a 1-thread worker is
 slower than the 2-thread stages measured there; 15 min a family not measured) or from ``--unit-minutes`` (the
-batch log's "N units in M min" gives it: M x N workers / N units), later ones from the wall time of the batches this invocation
-ran. ``touch logs/study.pause`` holds it between batches. When no unit is left it runs
+batch log's "N units in M min" gives it: M x N workers / N units), later ones from the wall time of the batches
+this invocation ran. ``touch logs/study.pause`` holds it between batches. When no unit is left it runs
 :func:`hybridbatch.pipeline.study.reproduce_all` (the curves, reports and paper) and refreshes the README.
 """
 

@@ -167,12 +167,14 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
         else:
             parts = []
             if not up.empty:
-                parts.append(f"{t} significantly higher on {_cells(up)} (p_Holm {', '.join(p_text(p) for p in up['p_holm'])})")
+                ps = ", ".join(p_text(p) for p in up["p_holm"])
+                parts.append(f"{t} significantly higher on {_cells(up)} (p_Holm {ps})")
             if not down.empty:
                 parts.append(f"significantly lower on {_cells(down)} "
                              f"(p_Holm {', '.join(p_text(p) for p in down['p_holm'])})")
             rest = rows.drop(up.index.union(down.index))
-            tail = f"; no other cell is significant (p_Holm ≥ {p_text(rest['p_holm'].min())})" if not rest.empty else ""
+            tail = ("" if rest.empty else
+                    f"; no other cell is significant (p_Holm ≥ {p_text(rest['p_holm'].min())})")
             lines.append(f"- *{t} vs {label}: {'; '.join(parts)}*{tail}.")
     never_behind = all(d.empty for d in behind.values())
     claimed = [b for b in ("xx", "xy") if b in ahead_of]
@@ -190,8 +192,9 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
         elif len(better) == len(claimed):
             summary += f", and it is significantly better than {names} in every cell, as the paper claims."
         else:
-            summary += (f"; it is significantly better than {names} in "
-                        f"{sum(len(ahead_of[b]) for b in claimed)} of {sum(len(sig[sig['baseline'] == b]) for b in claimed)} "
+            n_ahead = sum(len(ahead_of[b]) for b in claimed)
+            n_cells = sum(len(sig[sig["baseline"] == b]) for b in claimed)
+            summary += (f"; it is significantly better than {names} in {n_ahead} of {n_cells} "
                         "cells, not in all three settings at once as the paper claims.")
     else:
         summary += "."
@@ -242,8 +245,8 @@ def primary_block(prim: pd.DataFrame) -> str:
     for r in prim.to_dict("records"):
         lines.append(f"| {r['id']} | {strategies.label(r['baseline'])}, {dataset_label(r['dataset'])} "
                      f"{SETTING_LABELS[r['setting']]} | {num(r['diff'], sign=True)} [{num(r['ci_low'], sign=True)}, "
-                     f"{num(r['ci_high'], sign=True)}] | {num(r['bound'], sign=True)} | {p_text(r['p_holm_superiority'])} "
-                     f"| {p_text(r['p_holm_smaller'])} | {r['verdict']} |")
+                     f"{num(r['ci_high'], sign=True)}] | {num(r['bound'], sign=True)} | "
+                     f"{p_text(r['p_holm_superiority'])} | {p_text(r['p_holm_smaller'])} | {r['verdict']} |")
     allp = len(prim) == len(primary.PRIMARY) and bool(prim["superior"].all())
     lines += ["", f"`paper/tables/primary.tex`, fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p; smaller = one-sided "
               "test of Δ < Δ* (paper's XLM-R difference; `stats/bounds.py`). The paper's claim (better in all three) "
@@ -280,7 +283,8 @@ def pending_blocks(missing: list[str], total: int) -> dict[str, str]:
     done, later = total - len(missing), "Pending until the study's last run lands (status above): "
     return {"primary": (f"Pending: {done} of the study's {total} runs have results (first missing: run "
                         f"`{missing[0]}`). The primary family (P1–P3, superiority and smaller-than-paper, "
-                        "Holm over 6; `paper/tables/primary.tex`) is tested once, on the whole study: no interim test."),
+                        "Holm over 6; `paper/tables/primary.tex`) is tested once, on the whole study: "
+                        "no interim test."),
             "verdict": later + "the secondary families (`paper/tables/significance.tex`, `rank_distance_tests.tex`, "
                                "`vs_zeroshot.tex`, `alpha_significance.tex`, `ladder.tex`).",
             "main-table": later + "`paper/tables/main.tex`.",

@@ -19,7 +19,8 @@ import time
 from typing import Sequence
 
 from hybridbatch.grid import grid_runs
-from hybridbatch.params import ParamsError, fail, read_params
+from hybridbatch.params import fail
+from hybridbatch.pipeline.study import _checked_params as checked_params
 from hybridbatch.reporting.readme import missing_runs
 
 # the stages downstream of results/ that make figures/, paper/tables/ and paper/main.pdf, in dependency order
@@ -41,14 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--results", default="results", help="the results directory the report stages read")
     ap.add_argument("--check", action="store_true", help="only check that every run of the study has results")
     args = ap.parse_args(argv)
-    try:
-        params = read_params(args.params)
-        missing = missing_runs(args.results, params)
-        total = len(dict.fromkeys(grid_runs(params)["run"]))
-    except ParamsError as exc:
-        fail(f"--params {args.params}: {exc}")
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        fail(f"--params {args.params}: the grid cannot be read ({type(exc).__name__}: {exc})")
+    params = checked_params(args.params)  # the study runner's reader: one error line for a bad file or grid
+    missing = missing_runs(args.results, params)
+    total = len(dict.fromkeys(grid_runs(params)["run"]))
     if missing:
         fail(refusal(missing, total, args.results.rstrip("/")))
     print(f"every one of the study's {total} runs has results", flush=True)

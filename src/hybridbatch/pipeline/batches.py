@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1 or args.per_worker < 1:
         ap.error(f"--workers {args.workers} / --per-worker {args.per_worker}: each must be at least 1")
     until = study.parse_until(args.until) if args.until else None
-    study._checked_params(args.params)
+    study.checked_params(args.params)
     return run(args.params, args.workers, until, args.commit, args.only, args.per_worker, args.unit_minutes)
 
 

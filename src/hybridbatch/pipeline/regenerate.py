@@ -20,7 +20,7 @@ from typing import Sequence
 
 from hybridbatch.grid import grid_runs
 from hybridbatch.params import fail
-from hybridbatch.pipeline.study import _checked_params as checked_params
+from hybridbatch.pipeline.study import checked_params
 from hybridbatch.reporting.readme import missing_runs
 
 # the stages downstream of results/ that make figures/, paper/tables/ and paper/main.pdf, in dependency order

@@ -452,25 +452,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=[], help="studies to run (reference main ladder alpha size languages)")
     args = ap.parse_args(argv)
     if args.command == "costs":
-        print(cost_markdown(_checked_params(args.params)))
+        print(cost_markdown(checked_params(args.params)))
         return 0
     if args.command == "readme":
         from hybridbatch.reporting import readme
-        params = _checked_params(args.params)
+        params = checked_params(args.params)
         written = readme.write(Path(args.readme).parent, params, generated_blocks(params))
         print(f"refreshed: {', '.join(written)}" if written else "README.md and docs/: every generated block up to date")
         return 0
     if args.command == "status":
-        print(status_markdown(status_rows(_checked_params(args.params))))
+        print(status_markdown(status_rows(checked_params(args.params))))
         return 0
     if args.command == "plan":
-        upstream, todo = units(_checked_params(args.params))
+        upstream, todo = units(checked_params(args.params))
         print("upstream:", " ".join(upstream))
         for unit in todo:
             print(f"{unit.study:10s} {unit.run:36s} {' '.join(unit.stages)}")
         return 0
     until = parse_until(args.until) if args.until else None
-    _checked_params(args.params)
+    checked_params(args.params)
     return run(args.params, until, args.commit, args.only)
 
 
@@ -484,7 +484,7 @@ def parse_until(value: str, now: dt.datetime | None = None) -> dt.datetime:
     return until + dt.timedelta(days=1) if until < now else until
 
 
-def _checked_params(path: str) -> dict:
+def checked_params(path: str) -> dict:
     """The params file, read and its grid listed as units; a missing or invalid file exits 2 with one line."""
     try:
         params = read_params(path)

@@ -4,6 +4,7 @@ no batch started past ``--until``; the reports once nothing is left; bad options
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -94,3 +95,17 @@ def test_bad_options_are_one_line_with_exit_status_2(args, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err and ("error" in err[-1])
+
+
+def test_an_only_run_leaves_the_reports_to_the_whole_study(stubbed, monkeypatch):
+    """``--only ladder`` finishing its own units while other studies' units are left must not start the reports
+    (a `dvc repro --allow-missing` would train the rest one by one, uncommitted, and analyse before the study ends)."""
+    main, calls = stubbed
+    ladder = [dataclasses.replace(u, study="ladder") for u in main[:2]]
+    units = ladder + main[2:]
+    monkeypatch.setattr(study, "units", lambda p: (["prepare"], units))
+    assert batches.run(str(REPO / "params.yaml"), 2, None, True, only=["ladder"]) == 0
+    assert [t for _, t in calls["workers"]] == [[s for s in units[1].stages]]  # units[0] finished before
+    assert calls["reports"] == []
+    assert batches.run(str(REPO / "params.yaml"), 2, None, True, only=["main"]) == 0
+    assert calls["reports"] == [True]  # the last selection completes the whole study

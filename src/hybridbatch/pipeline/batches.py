@@ -18,7 +18,8 @@ worker until it fits or is one unit per worker): the first batch is estimated fr
 slower than the 2-thread stages measured there; 15 min a family not measured) or from ``--unit-minutes`` (the
 batch log's "N units in M min" gives it: M x N workers / N units), later ones from the wall time of the batches
 this invocation ran. ``touch logs/study.pause`` holds it between batches. When no unit is left it runs
-:func:`hybridbatch.pipeline.study.reproduce_all` (the curves, reports and paper) and refreshes the README.
+:func:`hybridbatch.pipeline.study.reproduce_all` (the curves, reports and paper) and refreshes the README -- with
+``--only``, only when no unit of the whole study is left (:func:`hybridbatch.pipeline.study.finish_if_complete`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def _commit_batch(batch: list[study.Unit], params: dict, n_workers: int) -> None
 def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: bool, only: Sequence[str] = (),
         per_worker: int = 2, unit_minutes: float | None = None) -> int:
     params = read_params(params_path)
-    _, todo = study.units(params)
-    todo = [u for u in todo if not only or u.study in only]
+    _, all_units = study.units(params)
+    todo = [u for u in all_units if not only or u.study in only]
     # wall seconds of one unit on one worker: --unit-minutes, then measured on this invocation's batches
     slot: float | None = unit_minutes * 60 if unit_minutes else None
     while True:
@@ -83,8 +84,11 @@ def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: 
         study._log(f"batches: {len(batch)} units in {wall / 60:.1f} min")
         if do_commit:
             _commit_batch(batch, params, n_workers)
-    study._log("batches: every unit is finished; the reports, curves and paper")
-    study.reproduce_all(do_commit)
+    if only and not study.finish_if_complete(all_units, do_commit):
+        return 0
+    if not only:
+        study._log("batches: every unit is finished; the reports, curves and paper")
+        study.reproduce_all(do_commit)
     written = study.refresh_readme(params)
     if do_commit and written:
         subprocess.run(["git", "commit", "-q", "-m", "study: README and docs/ blocks from the finished study", "--",

@@ -219,7 +219,8 @@ def reproduce(stage: str, allow_missing: bool = True) -> bool:
 
 
 def commit(unit: Unit, message: str) -> None:
-    paths = [p for p in ["dvc.lock", str(TIMINGS), *unit.paths] if Path(p).exists()]
+    # models/.gitignore: DVC adds an entry for each new model output
+    paths = [p for p in ["dvc.lock", str(TIMINGS), "models/.gitignore", *unit.paths] if Path(p).exists()]
     for attempt in range(10):  # another git process may hold the index lock for a moment
         add = subprocess.run(["git", "add", "--", *paths], capture_output=True, text=True)
         done = add.returncode == 0 and subprocess.run(
@@ -232,9 +233,8 @@ def commit(unit: Unit, message: str) -> None:
 
 
 def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequence[str] = ()) -> int:
-    upstream, todo = units(read_params(params_path))
-    if only:
-        todo = [u for u in todo if u.study in only]
+    upstream, all_units = units(read_params(params_path))
+    todo = [u for u in all_units if not only or u.study in only]
     _log(f"study: log {LOG} (this summary and the output of every dvc command)")
     _log(f"study: {len(todo)} units; upstream {' '.join(upstream)}")
     for stage in upstream:
@@ -267,9 +267,26 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
             written = refresh_readme(read_params(params_path))
             commit(Unit(unit.run, unit.study, unit.stages, [*unit.paths, "build/code", *written]),
                    f"study: {unit.run} ({unit.study}) trained and evaluated; results and dvc.lock")
+    if only:
+        finish_if_complete(all_units, do_commit)
+    else:
+        _log("study: every unit is finished; the reports, curves and paper (dvc repro --allow-missing)")
+        reproduce_all(do_commit)
+    return 0
+
+
+def finish_if_complete(all_units: Sequence[Unit], do_commit: bool) -> bool:
+    """After an ``--only`` run: the reports (:func:`reproduce_all`) only when every unit of the *whole* study is
+    finished -- the analysis is made once, on the whole study (docs/PREREGISTRATION.md); other studies' units may
+    still be left, and ``dvc repro --allow-missing`` would then train them one by one here, uncommitted."""
+    rest = left_units(all_units)
+    if rest:
+        _log(f"study: the selected studies are finished; {len(rest)} unit(s) of the others left (first: "
+             f"{rest[0].run}); the reports wait for the whole study")
+        return False
     _log("study: every unit is finished; the reports, curves and paper (dvc repro --allow-missing)")
     reproduce_all(do_commit)
-    return 0
+    return True
 
 
 def _run_unit(unit: Unit, i: int, n: int, done_shrink: set[str]) -> list[str]:

@@ -84,11 +84,8 @@ def run(params_path: str, n_workers: int, until: dt.datetime | None, do_commit: 
         study._log(f"batches: {len(batch)} units in {wall / 60:.1f} min")
         if do_commit:
             _commit_batch(batch, params, n_workers)
-    if only and not study.finish_if_complete(all_units, do_commit):
+    if not study.finish_if_complete(all_units, do_commit):  # with --only, other studies' units may be left
         return 0
-    if not only:
-        study._log("batches: every unit is finished; the reports, curves and paper")
-        study.reproduce_all(do_commit)
     written = study.refresh_readme(params)
     if do_commit and written:
         subprocess.run(["git", "commit", "-q", "-m", "study: README and docs/ blocks from the finished study", "--",

@@ -267,16 +267,12 @@ def run(params_path: str, until: dt.datetime | None, do_commit: bool, only: Sequ
             written = refresh_readme(read_params(params_path))
             commit(Unit(unit.run, unit.study, unit.stages, [*unit.paths, "build/code", *written]),
                    f"study: {unit.run} ({unit.study}) trained and evaluated; results and dvc.lock")
-    if only:
-        finish_if_complete(all_units, do_commit)
-    else:
-        _log("study: every unit is finished; the reports, curves and paper (dvc repro --allow-missing)")
-        reproduce_all(do_commit)
+    finish_if_complete(all_units, do_commit)  # with --only, other studies' units may be left
     return 0
 
 
 def finish_if_complete(all_units: Sequence[Unit], do_commit: bool) -> bool:
-    """After an ``--only`` run: the reports (:func:`reproduce_all`) only when every unit of the *whole* study is
+    """At the end of a run: the reports (:func:`reproduce_all`) only when every unit of the *whole* study is
     finished -- the analysis is made once, on the whole study (docs/PREREGISTRATION.md); other studies' units may
     still be left, and ``dvc repro --allow-missing`` would then train them one by one here, uncommitted."""
     rest = left_units(all_units)

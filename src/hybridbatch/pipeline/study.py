@@ -7,36 +7,20 @@ later -- on this machine or on one without the DVC cache.
     python -m hybridbatch.pipeline.study status                # finished units and their headline numbers (markdown)
     python -m hybridbatch.pipeline.study costs                 # measured cost per stage family, the study's total
 
-Order (the headline first; stopping early cuts from the bottom, as docs/PREREGISTRATION.md §5 cuts): the references
-(zero-shot, BM25) of every fold, then the main table's first ``plan.CORE_SEEDS`` (3) seeds of every cell, seed
-rank by seed rank (every fold x strategy of seed 13, then 14, ...), then the primary block's further seeds, then the other blocks'
-(the second fold's seeds beyond 3), then the budget ladder, the alpha sweep, and the model-size and
-training-language studies seed by seed. A *unit* is one run: its ``train*`` stage, its ``evaluate*`` stage, and
-its ``model_card*`` / ``miracl`` stages where the grid has them (the main table's stage families are one per block
-of ``grid.main``: ``train``, ``train_secondary``, ``train_mixed``, ...).
+Order (the headline first; stopping early cuts from the bottom, as docs/PREREGISTRATION.md §5 cuts): the references,
+the main table's first ``plan.CORE_SEEDS`` seeds seed rank by seed rank, the primary block's further seeds, the other
+blocks', then the budget ladder, the alpha sweep, model size and training languages. A *unit* is one run: its
+``train*`` and ``evaluate*`` stages, and its ``model_card*`` / ``miracl`` stages where the grid has them. Two units
+side by side: :mod:`hybridbatch.pipeline.batches` (DVC locks the workspace for a whole ``dvc repro``).
 
-Two units side by side: :mod:`hybridbatch.pipeline.batches` (DVC locks the workspace for a whole ``dvc repro``).
-
-Every stage is reproduced with ``dvc repro --allow-missing <stage>``: a stage whose ``dvc.lock`` entry matches its
-code, params and data is skipped even when its outputs are missing (a trained model is not in git; on a machine
-without the DVC cache it is absent), so finished runs are never retrained. The shared upstream (``prepare``,
-``import_model``, the ``code_*`` stamps, ``shrink_model@<k>``) is reproduced *without* ``--allow-missing``: the
-runs still to do need its outputs, and it is deterministic -- rebuilt on another machine it has the hashes
-``dvc.lock`` records, so nothing downstream becomes stale.
-
-Measured per executed stage (``os.wait4`` of the ``dvc repro`` process, children included): wall seconds, CPU
-seconds and peak resident memory, appended to ``docs/timings.tsv`` (tracked: the cost table of docs/COSTS.md is made
-from it; no stage reads it).
-
-When every unit is finished, ``dvc repro --allow-missing`` regenerates the curves, tables, figures and the paper
-(and commits them). Stops before a unit that would not end by ``--until`` (its estimate: the median time of that
-unit's stage families so far, or 15 min a family not measured); ``logs/study.pause`` holds it between units.
-
-Progress: ``run`` names its log (``logs/study.log``: these lines and every ``dvc`` command's output), then each unit
-and stage it runs and, from the same estimates, the time left. A finished unit (ran, restored from DVC's run cache,
-or finished before) leaves no resumable training state: its ``checkpoints/<run>/`` is removed (a killed run that DVC
-later satisfies from its run cache would otherwise leave it behind). Bad options (a missing or invalid params file,
-``--until 25:00``) are one ``error:`` line on stderr, exit status 2.
+Every stage runs as ``dvc repro --allow-missing <stage>``: a stage whose lock entry matches is skipped even when its
+outputs are missing, so finished runs are never retrained on a machine without the DVC cache; the deterministic shared
+upstream (``prepare``, ``import_model``, ``code_*``, ``shrink_model@<k>``) is reproduced without it. Each executed
+stage's wall/CPU seconds and peak memory (``os.wait4``) go to ``docs/timings.tsv`` (docs/COSTS.md; no stage reads it).
+When no unit of the whole study is left, the reports and the paper are regenerated and committed. A unit that would
+not end by ``--until`` is not started; ``logs/study.pause`` holds the run between units; a finished unit's
+``checkpoints/<run>/`` is removed. Log: ``logs/study.log``. Bad options are one ``error:`` line, exit status 2.
+Details: docs/STUDY.md.
 """
 
 from __future__ import annotations

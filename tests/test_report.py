@@ -760,3 +760,41 @@ def test_fake_results_of_the_preregistered_study_shape(tmp_path):
     assert set(report.study_results(tmp_path, params, "alpha")["seed"]) == {1, 2}
     res = ladder.ladder_results(tmp_path, params)
     assert sorted(set(res["budget"])) == [40, 160] and len(res[res["budget"] == 160]) == 3 * 2
+
+
+def test_pairings_with_sign_counts_like_seeds_agree():
+    """The count behind the primary verdict's reason: pairings with diff's sign; 0 has no sign (as
+    ``seeded.compare_runs``' ``seeds_agree``, which is true exactly when the count is complete)."""
+    assert significance.pairings_with_sign(0.01, [0.02, -0.001, 0.0, 0.005]) == (2, 4)
+    assert significance.pairings_with_sign(-0.01, [-0.02, 0.001]) == (1, 2)
+    assert significance.pairings_with_sign(0.01, None) == (0, 0)
+
+
+def test_primary_verdict_names_a_rejection_that_misses_the_every_pairing_rule():
+    base = {"superior": False, "inferior": False, "smaller": True, "p_holm_superiority": 0.0006,
+            "pairings_with_sign": 95, "pairings": 100}
+    words = primary._verdict(base)
+    assert words.startswith("superiority not shown at this budget (") and "5 of 100 seed pairings" in words
+    assert words.endswith("effect smaller than the paper's")
+    assert "pairings" not in primary._verdict(dict(base, p_holm_superiority=0.3))  # the test did not reject
+    assert primary._latex_words(words).count(r"$p_\mathrm{Holm}$") == 1 and "§" not in primary._latex_words(words)
+
+
+def test_many_seed_pairings_are_summarised_not_listed():
+    few = tables._per_seed([0.012, -0.003], 0.004)
+    assert few == "$+.012$, $-.003$"
+    many = tables._per_seed([0.01] * 95 + [-0.002] * 5, 0.009)
+    assert many == "95/100 $>0$, [$-.002$, $+.010$]"
+
+
+def test_seeds_note_with_unequal_seed_counts_names_each_cell():
+    rows = [{"eval_dataset": "xquad_r", "strategy": s, "seed": k} for s in ("xx", "xy", "hybrid") for k in range(13, 23)]
+    rows += [{"eval_dataset": "xquad_r", "strategy": "xx-mixed", "seed": k} for k in (13, 14, 15)]
+    rows += [{"eval_dataset": "mlqa_r", "strategy": s, "seed": k} for s in ("xx", "xy", "hybrid") for k in range(13, 18)]
+    rows += [{"eval_dataset": "xquad_r", "strategy": "zeroshot", "seed": None}]
+    res = pd.DataFrame(rows)
+    assert report.seed_counts(res)["mlqa_r"] == {"xx": 5, "xy": 5, "hybrid": 5}
+    note = report.seeds_note(res)
+    assert "13--22" in note and "XQuAD-R: 10 a strategy, X-X (mixed) 3; MLQA-R: 5 a strategy" in note
+    equal = res[(res["eval_dataset"] == "xquad_r") & (res["strategy"] != "xx-mixed")]
+    assert report.seeds_note(equal).startswith(r"mean $\pm$ sample sd over 10 seeds (13, 14")

@@ -18,7 +18,7 @@ import pandas as pd
 from hybridbatch import strategies
 from hybridbatch.grid import SETTING_LABELS, dataset_label
 from hybridbatch.reporting.latex import MISSING, booktabs
-from hybridbatch.reporting.significance import MIN_SEEDS, is_significant
+from hybridbatch.reporting.significance import MIN_SEEDS, is_significant, pairings_with_sign
 from hybridbatch.stats import inference
 from hybridbatch.stats.bounds import below_bound_p, one_sided_upper, row_parts
 
@@ -38,7 +38,8 @@ S1_CAPTION = (r"\textbf{Secondary} family S1 (docs/PREREGISTRATION.md \S4; the t
               r"Table~\ref{tab:primary}, Holm over family P). ")
 COLUMNS = ["id", "dataset", "baseline", "setting", "mean_baseline", "mean_target", "diff", "ci_low", "ci_high",
            "upper_95", "bound", "p_superiority", "p_smaller", "p_holm_superiority", "p_holm_smaller",
-           "n_seeds_baseline", "n_seeds_target", "seeds_agree", "superior", "inferior", "smaller", "verdict"]
+           "n_seeds_baseline", "n_seeds_target", "seeds_agree", "pairings_with_sign", "pairings", "superior",
+           "inferior", "smaller", "verdict"]
 
 
 def primary_dataset(params: dict) -> str | None:
@@ -73,14 +74,18 @@ def secondary_main(sig: pd.DataFrame, params: dict, alpha: float = 0.05) -> pd.D
     return s1
 
 
-def _verdict(r: dict) -> str:
-    """PREREGISTRATION §3 in words."""
+def _verdict(r: dict, alpha: float = 0.05) -> str:
+    """PREREGISTRATION §3 in words; where the superiority test's p_Holm is below ``alpha`` but the rule of §2 is
+    not met (a seed pairing of the other sign), the words say so, with the count."""
     if r["superior"]:
         head = f"{strategies.label(TARGET)} better"
     elif r["inferior"]:
         head = f"{strategies.label(TARGET)} worse"
     else:
         head = "superiority not shown at this budget"
+        k, n = r.get("pairings_with_sign"), r.get("pairings")
+        if r.get("p_holm_superiority", 1.0) < alpha and n and k < n:
+            head += f" (p_Holm < {alpha:g}, but {n - k} of {n} seed pairings have the other sign; §2 needs all)"
     if r["smaller"]:
         return head + ("; a real but smaller effect than the paper's" if r["superior"] else
                        "; effect smaller than the paper's")
@@ -106,6 +111,8 @@ def primary_tests(sig: pd.DataFrame, params: dict, reported: dict, *, alpha: flo
         rows.append({"id": h.id, "dataset": dataset, "baseline": h.baseline, "setting": h.setting,
                      **{k: r[k] for k in ("mean_baseline", "mean_target", "diff", "ci_low", "ci_high",
                                           "n_seeds_baseline", "n_seeds_target", "seeds_agree")},
+                     **dict(zip(("pairings_with_sign", "pairings"),
+                                pairings_with_sign(float(r["diff"]), r.get("diff_per_seed")))),
                      "upper_95": one_sided_upper(float(r["diff"]), *row_parts(r)), "bound": bounds[h.id],
                      "p_superiority": float(r["p_value"]), "p_smaller": below_bound_p(r, bounds[h.id])})
     if not rows:
@@ -119,7 +126,7 @@ def primary_tests(sig: pd.DataFrame, params: dict, reported: dict, *, alpha: flo
     sup = (t["p_holm_superiority"] < alpha) & t["seeds_agree"].astype(bool) & seeds_ok
     t["superior"], t["inferior"] = sup & (t["diff"] > 0), sup & (t["diff"] < 0)
     t["smaller"] = (t["p_holm_smaller"] < alpha) & seeds_ok
-    t["verdict"] = [_verdict(r) for r in t.to_dict("records")]
+    t["verdict"] = [_verdict(r, alpha) for r in t.to_dict("records")]
     return t[COLUMNS]
 
 
@@ -136,6 +143,11 @@ def marks_frame(s1: pd.DataFrame, primary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([p[keep], s1], ignore_index=True)
 
 
+def _latex_words(text: str) -> str:
+    """A verdict of :func:`_verdict` for LaTeX."""
+    return text.replace("p_Holm", r"$p_\mathrm{Holm}$").replace(" < ", " $<$ ").replace("§", r"\S")
+
+
 def _p(p: float) -> str:
     return "$<$0.0001" if p < 1e-4 else f"{p:.4f}"
 
@@ -144,10 +156,10 @@ def primary_table(primary: pd.DataFrame, *, alpha: float = 0.05, n_resamples: in
                   label: str = "tab:primary") -> str:
     """Family P: hypothesis, $\\Delta$ with its 95 % CI, $\\Delta^*$, p superiority, p smaller-than-paper, both
     Holm-adjusted over the family's 6 p-values, and the verdict in PREREGISTRATION §3's words."""
-    header = [r"& & & & \multicolumn{2}{c}{superiority} & \multicolumn{2}{c}{smaller than paper} & \\",
-              r"\cmidrule(lr){5-6}\cmidrule(lr){7-8}",
+    header = [r"& & & & \multicolumn{3}{c}{superiority} & \multicolumn{2}{c}{smaller than paper} & \\",
+              r"\cmidrule(lr){5-7}\cmidrule(lr){8-9}",
               r"Hypothesis & $\Delta$mAP [95\% CI] & one-sided 95\% upper & $\Delta^*$ (paper) & $p$ & "
-              r"$p_\mathrm{Holm}$ & $p$ & $p_\mathrm{Holm}$ & Verdict \\"]
+              r"$p_\mathrm{Holm}$ & pairings & $p$ & $p_\mathrm{Holm}$ & Verdict \\"]
     body: list = []
     for r in primary.to_dict("records"):
         hyp = (rf"{r['id']}: {strategies.label(TARGET)} $-$ {strategies.label(r['baseline'])}, "
@@ -155,10 +167,10 @@ def primary_table(primary: pd.DataFrame, *, alpha: float = 0.05, n_resamples: in
         seeds = rf" ({int(r['n_seeds_target'])}+{int(r['n_seeds_baseline'])} seeds)"
         body.append([hyp + seeds, f"${r['diff']:+.4f}$ [${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$]",
                      f"${r['upper_95']:+.4f}$", f"${r['bound']:+.3f}$", _p(r["p_superiority"]),
-                     _p(r["p_holm_superiority"]), _p(r["p_smaller"]), _p(r["p_holm_smaller"]),
-                     r["verdict"]])
+                     _p(r["p_holm_superiority"]), f"{int(r['pairings_with_sign'])}/{int(r['pairings'])}",
+                     _p(r["p_smaller"]), _p(r["p_holm_smaller"]), _latex_words(r["verdict"])])
     if not body:
-        body.append([r"\multicolumn{9}{c}{" + f"no run of fold {PRIMARY_FOLD} in this configuration" + "}"])
+        body.append([r"\multicolumn{10}{c}{" + f"no run of fold {PRIMARY_FOLD} in this configuration" + "}"])
     allp = bool(len(primary)) and bool(primary["superior"].all()) and len(primary) == len(PRIMARY)
     caption = (r"\textbf{Primary} family P (docs/PREREGISTRATION.md \S2), fold \texttt{"
                + PRIMARY_FOLD.replace("_", r"\_") + r"}: "
@@ -169,12 +181,13 @@ def primary_table(primary: pd.DataFrame, *, alpha: float = 0.05, n_resamples: in
                r"when the one-sided 95\% upper bound lies below $\Delta^*$ before adjustment. $p_\mathrm{Holm}$: "
                rf"Holm over the family's {2 * len(primary)} $p$-values together ({n_resamples:,} bootstrap resamples). "
                rf"Superiority counts when $p_\mathrm{{Holm}}<{alpha:g}$, every seed pairing has the sign of "
-               rf"$\Delta$ and both sides have $\ge {MIN_SEEDS}$ seeds; neither test significant reads ``not shown "
+               rf"$\Delta$ (pairings: how many of the target seed $-$ baseline seed differences have it) and both "
+               rf"sides have $\ge {MIN_SEEDS}$ seeds; neither test significant reads ``not shown "
                r"at this budget'', never ``no effect''. The paper's claim (better in all three at once) is "
                + ("supported here: P1--P3 are all significant superiorities." if allp else
                   r"supported only if P1--P3 are all significant superiorities; "
                   r"they are not here." if len(primary) else "not tested in this configuration."))
-    return booktabs(header, body, align="lcccrrrrl", caption=caption, label=label, size=r"\footnotesize")
+    return booktabs(header, body, align=r"lcccrrrrrp{4.2cm}", caption=caption, label=label, size=r"\footnotesize")
 
 
 def verdict_text(primary: pd.DataFrame) -> str:

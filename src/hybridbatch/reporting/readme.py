@@ -1,7 +1,7 @@
 """The numbers of README.md, generated from the committed results: every result number the README shows sits in a
 ``<!-- name -->...<!-- /name -->`` block that this module writes, so no number is typed by hand and two tables of
-the same runs cannot disagree (the alpha table's 0 / 0.5 / 1 columns and the main table's X-Y / Hybrid / X-X-mono
-cells are the same seed means of the same runs, from :func:`results.seed_summary`).
+the same runs cannot disagree (both are seed means from :func:`results.seed_summary`; the alpha table's 0 / 0.5 / 1
+columns are the main X-Y / Hybrid / X-X-mono runs of the sweep's seeds only, so that every alpha has the same seeds).
 
     python -m hybridbatch.pipeline.study readme      # refreshes these blocks (and the study's status and costs)
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -25,9 +26,9 @@ import yaml
 
 from hybridbatch import strategies
 from hybridbatch.grid import SETTING_LABELS, SETTINGS, dataset_label, grid_runs
-from hybridbatch.reporting import primary, significance
-from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_summary, seeds_of, strategies_of,
-                                           study_results, summary_lookup)
+from hybridbatch.reporting import ladder, primary, secondary, significance
+from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_counts, seed_counts_text, seed_summary,
+                                           seeds_of, strategies_of, study_results, summary_lookup)
 
 N_RESAMPLES = 10000  # as the report notebooks (notebooks/main.ipynb, notebooks/scaling.ipynb): the same p values
 ALPHA = 0.05
@@ -79,17 +80,26 @@ def main_table(results: pd.DataFrame) -> str:
         label = strategies.label(s) + (" (α = .5)" if s == "hybrid" else "")
         lines.append("| " + " | ".join([label] + [_cell(look, ds, s, st) for ds in datasets for st in SETTINGS]) + " |")
     trained = results[results["strategy"].isin(strategies.TRAINED)]
-    seeds = seeds_of(results)
     steps = sorted({int(v) for v in trained.get("steps", pd.Series(dtype=float)).dropna()})
-    lines += ["", f"mAP, mean ± sample sd over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    lines += ["", f"mAP, mean ± sample sd over {_seeds_words(results)}"
               + (f", {'/'.join(map(str, steps))} training steps a run" if steps else "")
               + "; zero-shot and BM25 are single runs."]
     return "\n".join(lines)
 
 
+def _seeds_words(results: pd.DataFrame) -> str:
+    """``10 seeds (13, ..., 22)``, or with unequal counts across cells each evaluation set's count."""
+    seeds = seeds_of(results)
+    if len({n for per in seed_counts(results).values() for n in per.values()}) > 1:
+        return (f"each cell's seeds ({seed_counts_text(results, dataset_label)}; the first of seeds "
+                f"{seeds[0]}–{seeds[-1]})")
+    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+
+
 def alpha_table(alpha_results: pd.DataFrame, reference: float = 0.5) -> str:
     """The alpha sweep's seed means (mAP on the scaling fold's evaluation set), one column per alpha: the 0 /
-    ``reference`` / 1 columns are the X-Y / Hybrid / X-X-mono main runs, averaged as the main table averages them."""
+    ``reference`` / 1 columns are the X-Y / Hybrid / X-X-mono main runs of the sweep's seeds (every alpha has the
+    same seeds; the main table averages more seeds of the primary fold)."""
     if alpha_results.empty:
         return "No alpha sweep in this configuration."
     f = alpha_results.assign(alpha=alpha_results["alpha"].astype(float))
@@ -104,7 +114,8 @@ def alpha_table(alpha_results: pd.DataFrame, reference: float = 0.5) -> str:
     seeds = sorted({int(v) for v in f["seed"].dropna()})
     fold = str(f["fold"].iloc[0])
     lines += ["", f"mAP on {dataset_label(str(f['eval_dataset'].iloc[0]))} (fold `{fold}`), mean over "
-              f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) (`paper/tables/scaling.tex`)."]
+              f"the same {len(seeds)} seeds ({', '.join(map(str, seeds))}) at every α, the 0 / {alpha_text(reference)} / 1 "
+              "columns included (`paper/tables/scaling.tex`)."]
     return "\n".join(lines)
 
 
@@ -129,14 +140,20 @@ def _diff_table(sig: pd.DataFrame, datasets: list[str], target: str) -> list[str
 
 
 def _cells(rows: pd.DataFrame) -> str:
-    return ", ".join(f"{dataset_label(r['dataset'])} {SETTING_LABELS[r['setting']]}" for r in rows.to_dict("records"))
+    """``XQuAD-R Cr., Mul., MLQA-R Mo.`` (a dataset label is not repeated for the cells that follow it)."""
+    out, prev = [], None
+    for r in rows.to_dict("records"):
+        ds = dataset_label(r["dataset"])
+        out.append((f"{ds} " if ds != prev else "") + SETTING_LABELS[r["setting"]])
+        prev = ds
+    return ", ".join(out)
 
 
 def _families(sig: pd.DataFrame) -> str:
     if "family" not in sig:
         return f"Holm over the table's {len(sig)} comparisons"
-    return (f"Holm within the cell's family: P for the three primary cells, `paper/tables/primary.tex`; S1 for the "
-            f"other {int((sig['family'] == 'S1').sum())}, `paper/tables/significance.tex`")
+    return (f"Holm within the family: P for the 3 primary cells, S1 for the other "
+            f"{int((sig['family'] == 'S1').sum())}, `paper/tables/significance.tex`")
 
 
 def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, target: str = "hybrid") -> str:
@@ -144,14 +161,11 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
     "significant" comes from ``sig`` (:func:`significance.significance_tests`) and ``alpha_sig``
     (:func:`significance.alpha_tests`)."""
     datasets = datasets_of(results)
-    seeds = seeds_of(results)
-    n = len(seeds)
     t = strategies.label(target)
     marked = significance.is_significant(sig, ALPHA)
-    lines = [f"Hybrid minus each strategy (secondary, except the primary cells above): differences of the main table's "
-             f"seed means (mAP). **Bold** = significant: the seed-aware paired test of `docs/statistics.md` "
-             f"({n} + {n} seeds kept apart, question ids as clusters, {_families(sig)}) "
-             f"gives p_Holm < {num(ALPHA, 2)} **and** all {n * n} seed pairings have one sign.", ""]
+    lines = [f"Hybrid minus each strategy, seed means (mAP). **Bold** = significant (`docs/statistics.md`: every "
+             f"seed kept apart, question ids as clusters; {_families(sig)}): p_Holm < {num(ALPHA, 2)} **and** every "
+             "seed pairing of one sign.", ""]
     lines += _diff_table(sig, datasets, target)
     lines.append("")
     ahead_of, behind = {}, {}
@@ -162,8 +176,8 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
         ahead_of[b], behind[b] = up, down
         label = strategies.label(b)
         if up.empty and down.empty:
-            lines.append(f"- *{t} vs {label}: no significant difference in any of the {len(rows)} cells* "
-                         f"(p_Holm ≥ {p_text(rows['p_holm'].min())}).")
+            lines.append(f"- *{t} vs {label}: no significant difference in any of the {len(rows)} cells*"
+                         f"{_rest(rows, lead='')}.")
         else:
             parts = []
             if not up.empty:
@@ -172,18 +186,17 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
             if not down.empty:
                 parts.append(f"significantly lower on {_cells(down)} "
                              f"(p_Holm {', '.join(p_text(p) for p in down['p_holm'])})")
-            rest = rows.drop(up.index.union(down.index))
-            tail = ("" if rest.empty else
-                    f"; no other cell is significant (p_Holm ≥ {p_text(rest['p_holm'].min())})")
-            lines.append(f"- *{t} vs {label}: {'; '.join(parts)}*{tail}.")
+            lines.append(f"- *{t} vs {label}: {'; '.join(parts)}*{_rest(rows.drop(up.index.union(down.index)))}.")
     never_behind = all(d.empty for d in behind.values())
     claimed = [b for b in ("xx", "xy") if b in ahead_of]
     better = [strategies.label(b) for b in claimed if len(ahead_of[b]) == len(sig[sig["baseline"] == b])]
     none_better = all(ahead_of[b].empty for b in claimed)
     pairs = sorted({int(v) for v in results.loc[results["strategy"] == target, "steps"].dropna()})
-    summary = (f"- **Verdict** ({n} seeds" + (f", {'/'.join(map(str, pairs))} steps a run" if pairs else "") + "): "
+    n_behind = sum(len(d) for d in behind.values())
+    summary = (f"- **Across the table** (P and S1 cells"
+               + (f", {'/'.join(map(str, pairs))} steps a run" if pairs else "") + "): "
                + (f"{t} is never significantly behind any other strategy" if never_behind else
-                  f"{t} is significantly behind in {sum(len(d) for d in behind.values())} cells"))
+                  f"{t} is significantly behind in {n_behind} cell{'s' if n_behind != 1 else ''}"))
     if claimed:
         names = " or ".join(strategies.label(b) for b in claimed)
         if none_better:
@@ -199,24 +212,22 @@ def verdict(results: pd.DataFrame, sig: pd.DataFrame, alpha_sig: pd.DataFrame, t
     else:
         summary += "."
     lines.append(summary)
-    lines += _mixed_lines(results, datasets) + _alpha_lines(alpha_sig)
+    lines += _alpha_lines(alpha_sig)
     return "\n".join(lines)
 
 
-def _mixed_lines(results: pd.DataFrame, datasets: list[str]) -> list[str]:
-    """:func:`verdict`'s described, untested line on X-X (mixed) against the zero-shot encoder (Mul.); none when
-    either is absent."""
-    if "xx-mixed" not in set(results["strategy"]) or "zeroshot" not in set(results["strategy"]):
-        return []
-    look = summary_lookup(seed_summary(results, ["map_mul"]))
-    mixed = [look.get((ds, "xx-mixed", "map_mul"), (math.nan,))[0] for ds in datasets]
-    zero = [look.get((ds, "zeroshot", "map_mul"), (math.nan,))[0] for ds in datasets]
-    below = all(m < z for m, z in zip(mixed, zero))
-    return [f"- *Described, not tested*: {strategies.label('xx-mixed')} (every pair monolingual, languages mixed "
-            f"in a batch) has Mul. {' / '.join(num(m) for m in mixed)} "
-            f"({' / '.join(dataset_label(ds) for ds in datasets)}), "
-            + ("below" if below else "against") + f" the zero-shot encoder's {' / '.join(num(z) for z in zero)}"
-            + (": it learns to rank the query's language first (`paper/tables/bias.tex`)." if below else ".")]
+def _rest(rows: pd.DataFrame, lead: str = "; no other cell is significant") -> str:
+    """The words on the cells of ``rows`` (none of them marked): the smallest p_Holm, and separately the cells
+    whose p_Holm is below :data:`ALPHA` but whose seed pairings have both signs."""
+    if rows.empty:
+        return ""
+    low = rows[rows["p_holm"] < ALPHA]
+    high = rows.drop(low.index)
+    parts = [f"{_cells(low)}: p_Holm {', '.join(p_text(p) for p in low['p_holm'])} but seed pairings of both "
+             "signs"] if not low.empty else []
+    if not high.empty:
+        parts.append(f"{'elsewhere ' if parts else ''}p_Holm ≥ {p_text(high['p_holm'].min())}")
+    return f"{lead} ({'; '.join(parts)})"
 
 
 def _alpha_lines(alpha_sig: pd.DataFrame) -> list[str]:
@@ -227,8 +238,8 @@ def _alpha_lines(alpha_sig: pd.DataFrame) -> list[str]:
     ref = alpha_text(float(alpha_sig["reference"].iloc[0]))
     if not amarked.any():
         return [f"- *α sweep: no α differs significantly from α = {ref}* in any of the {len(alpha_sig)} cells "
-                f"of `paper/tables/alpha_significance.tex` (same test, Holm over its {len(alpha_sig)} "
-                f"comparisons; p_Holm ≥ {p_text(alpha_sig['p_holm'].min())})."]
+                f"of `paper/tables/alpha_significance.tex` (Holm over {len(alpha_sig)}; "
+                f"p_Holm ≥ {p_text(alpha_sig['p_holm'].min())})."]
     hits = alpha_sig[amarked]
     return [f"- *α sweep*: significantly different from α = {ref} (`paper/tables/alpha_significance.tex`): "
             + ", ".join(f"α {alpha_text(r['alpha'])} {SETTING_LABELS[r['setting']]} {num(r['diff'], sign=True)} "
@@ -240,34 +251,99 @@ def primary_block(prim: pd.DataFrame) -> str:
     bound, both Holm-adjusted p values and the verdict in PREREGISTRATION §3's words."""
     if prim.empty:
         return f"No run of fold `{primary.PRIMARY_FOLD}` in this configuration: the primary family is not tested."
-    lines = ["| | Hybrid − | Δ mAP [95 % CI] | paper's Δ* | p_Holm superiority | p_Holm smaller | verdict |",
-             "|---|---|---|---:|---:|---:|---|"]
+    lines = ["| | Hybrid − | Δ mAP [95 % CI] | paper's Δ* | p_Holm superiority | pairings of Δ's sign | "
+             "p_Holm smaller | verdict |", "|---|---|---|---:|---:|---:|---:|---|"]
     for r in prim.to_dict("records"):
         lines.append(f"| {r['id']} | {strategies.label(r['baseline'])}, {dataset_label(r['dataset'])} "
                      f"{SETTING_LABELS[r['setting']]} | {num(r['diff'], sign=True)} [{num(r['ci_low'], sign=True)}, "
                      f"{num(r['ci_high'], sign=True)}] | {num(r['bound'], sign=True)} | "
-                     f"{p_text(r['p_holm_superiority'])} | {p_text(r['p_holm_smaller'])} | {r['verdict']} |")
+                     f"{p_text(r['p_holm_superiority'])} | {int(r['pairings_with_sign'])}/{int(r['pairings'])} | "
+                     f"{p_text(r['p_holm_smaller'])} | {_short(r['verdict'])} |")
     allp = len(prim) == len(primary.PRIMARY) and bool(prim["superior"].all())
-    lines += ["", f"`paper/tables/primary.tex`, fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p; smaller = one-sided "
-              "test of Δ < Δ* (paper's XLM-R difference; `stats/bounds.py`). The paper's claim (better in all three) "
+    lines += ["", f"`paper/tables/primary.tex`, fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p; smaller: one-sided, "
+              "Δ < Δ* (the paper's XLM-R difference). The paper's claim (better in all three) "
               + ("is supported: P1–P3 are all significant superiorities." if allp else
                  "needs P1–P3 all significant superiorities: not shown here.")]
-    return "\n".join(lines)
+    return "\n".join(lines + _primary_reading(prim))
+
+
+def _short(verdict: str) -> str:
+    """A primary verdict without its parenthesised reason (the README's pairings column and reading give it)."""
+    return re.sub(r" \([^)]*\)", "", verdict)
+
+
+def _primary_reading(prim: pd.DataFrame) -> list[str]:
+    """The family's results in words: the effects shown smaller than the paper's (with the one-sided bounds), and,
+    labelled descriptive, the hypotheses whose test rejects but whose seed pairings miss §2's every-pairing rule."""
+    out = []
+    smaller = prim[prim["smaller"]]
+    if not smaller.empty:
+        out.append(f"- *Smaller than the paper's* (binding test): {', '.join(smaller['id'])}: the one-sided 95 % upper "
+                   "bounds " + ", ".join(f"{num(r['upper_95'], sign=True)}" for r in smaller.to_dict("records"))
+                   + " lie below the paper's " + ", ".join(num(b, sign=True) for b in smaller["bound"]) + ".")
+    near = prim[(prim["p_holm_superiority"] < ALPHA) & ~prim["superior"] & ~prim["inferior"]]
+    if not near.empty:
+        out.append(f"- *Descriptive, not a pre-registered finding*: {', '.join(near['id'])} have p_Holm "
+                   + ", ".join(p_text(p) for p in near["p_holm_superiority"]) + " and 95 % intervals excluding 0, but "
+                   + ", ".join(f"{int(r['pairings'] - r['pairings_with_sign'])} of {int(r['pairings'])}"
+                               for r in near.to_dict("records"))
+                   + " seed pairings have the other sign; the binding rule (§2: every pairing) does not count them.")
+    return [""] + out if out else []
+
+
+def _listed(rows: pd.DataFrame, digits: int = 3) -> str:
+    """``X-Y XQuAD-R Mo. −.036, Cr. +.012, MLQA-R Mo. −.014`` (a system or dataset label is not repeated for the
+    rows that follow it; ``strategy`` or ``baseline`` names the compared system)."""
+    who = "strategy" if "strategy" in rows else "baseline"
+    out, prev = [], (None, None)
+    for r in rows.to_dict("records"):
+        system, ds = strategies.label(r[who]), dataset_label(r["dataset"])
+        head = [system, ds] if system != prev[0] else [ds] if ds != prev[1] else []
+        out.append(" ".join(head + [SETTING_LABELS[r["setting"]], num(r["diff"], digits, sign=True)]))
+        prev = (system, ds)
+    return ", ".join(out)
+
+
+def secondary_block(s2: pd.DataFrame, s3: pd.DataFrame, s4: pd.DataFrame) -> str:
+    """Families S2 (against zero-shot), S3 (rank distance) and S4 (budget ladder) in one line each: the cells
+    each family's own rule marks significant (Holm within the family, every seed pairing with Δ's sign)."""
+    lines = []
+    if not s2.empty:
+        m = s2[s2["significant"]]
+        lines.append(f"- *Against the zero-shot encoder* (S2, `paper/tables/vs_zeroshot.tex`, Holm over "
+                     f"{len(s2)}): significantly below it: {_listed(m[m['diff'] < 0]) or 'none'}; significantly "
+                     f"above it in {int((m['diff'] > 0).sum())} of {len(s2)} cells; not significant: "
+                     f"{_listed(s2[~s2['significant']]) or 'none'}.")
+    if not s3.empty:
+        s3 = s3.sort_values("baseline", key=lambda b: b.map(strategies.ORDER.index), kind="stable")
+        m = s3[s3["significant"]]
+        rest = s3[~s3["significant"]]
+        lines.append(f"- *Language bias* (S3, rank distance in Mul., lower = less bias; "
+                     f"`paper/tables/rank_distance_tests.tex`, Holm over {len(s3)}): Hybrid significantly less "
+                     f"biased than {_listed(m[m['diff'] < 0], 1).replace(' Mul.', '') or 'none'}; significantly more "
+                     f"biased than {_listed(m[m['diff'] > 0], 1).replace(' Mul.', '') or 'none'}"
+                     + (f"; not significant: {_listed(rest, 1).replace(' Mul.', '')}" if not rest.empty else "") + ".")
+    if not s4.empty:
+        m = s4[s4["significant"]]
+        budgets = "/".join(str(int(b)) for b in sorted(set(s4["budget"])))
+        lines.append(f"- *Budget ladder* (S4, {budgets} steps, 3 seeds; `paper/tables/ladder.tex`, Holm over "
+                     f"{len(s4)}): Hybrid minus the baseline significant in {_listed(m) or 'no cell'}; the other "
+                     f"{len(s4) - len(m)} cells not significant (p_Holm ≥ {p_text(s4.drop(m.index)['p_holm'].min())}).")
+    return "\n".join(lines) if lines else "No secondary family in this configuration."
 
 
 def status_block(done: int, total: int) -> str:
     """README.md's status paragraph: how far the study is (``done`` of ``total`` units finished), and what
     ``paper/`` and ``figures/`` show meanwhile."""
     head = ("> **Status.** The pre-registered fixed-budget study ([docs/PREREGISTRATION.md](docs/PREREGISTRATION.md), "
-            "binding before its first run; its parameters are `params.yaml` = `configs/study.yaml`)")
+            "binding before its first run; `params.yaml` = `configs/study.yaml`)")
     if done < total:
         return (f"{head} is running: **{done} of {total} units finished** ([docs/STUDY.md](docs/STUDY.md) lists "
                 "them). Its tables and tests fill the blocks below when the last unit lands. Until then `paper/` and "
                 "`figures/` still show the previous study (3 seeds, early stopping), archived with its results "
                 "in [results/previous-study/](results/previous-study/).")
-    return (f"{head} is complete: all {total} units ([docs/STUDY.md](docs/STUDY.md)); the blocks below, `paper/` "
-            "and `figures/` are its results. The previous study (3 seeds, early stopping) is archived in "
-            "[results/previous-study/](results/previous-study/).")
+    return (f"{head} is complete: all {total} units; the blocks below, `paper/` and `figures/` are its results "
+            "(the previous study, 3 seeds with early stopping: [results/previous-study/](results/previous-study/)).")
 
 
 def missing_runs(results_dir: str | os.PathLike, params: dict) -> list[str]:
@@ -285,8 +361,9 @@ def pending_blocks(missing: list[str], total: int) -> dict[str, str]:
                         f"`{missing[0]}`). The primary family (P1–P3, superiority and smaller-than-paper, "
                         "Holm over 6; `paper/tables/primary.tex`) is tested once, on the whole study: "
                         "no interim test."),
-            "verdict": later + "the secondary families (`paper/tables/significance.tex`, `rank_distance_tests.tex`, "
-                               "`vs_zeroshot.tex`, `alpha_significance.tex`, `ladder.tex`).",
+            "verdict": later + "the secondary families S1 and S5 (`paper/tables/significance.tex`, "
+                               "`alpha_significance.tex`).",
+            "secondary": later + "`paper/tables/vs_zeroshot.tex`, `rank_distance_tests.tex`, `ladder.tex`.",
             "main-table": later + "`paper/tables/main.tex`.",
             "alpha-table": later + "`paper/tables/scaling.tex`."}
 
@@ -305,7 +382,11 @@ def readme_blocks(root: str | os.PathLike, params: dict, *, n_resamples: int = N
     prim = primary.primary_tests(sig_all, params, reported)
     sig = primary.marks_frame(primary.secondary_main(sig_all, params), prim)
     alpha_sig = significance.alpha_tests(results_dir, params, alpha, n_resamples=n_resamples)
+    s2 = secondary.zeroshot_tests(results_dir, params, n_resamples=n_resamples)
+    s3 = secondary.rank_distance_tests(results_dir, params, n_resamples=n_resamples)
+    s4 = ladder.ladder_tests(results_dir, ladder.ladder_results(results_dir, params), params, n_resamples=n_resamples)
     return {"primary": primary_block(prim), "main-table": main_table(main), "verdict": verdict(main, sig, alpha_sig),
+            "secondary": secondary_block(s2, s3, s4),
             "alpha-table": alpha_table(alpha, float(params["train"]["alpha"]))}
 
 

@@ -265,9 +265,36 @@ def seeds_of(results: pd.DataFrame) -> list[int]:
     return sorted({int(s) for s in results.loc[results["strategy"].isin(strategies.TRAINED), "seed"].dropna()})
 
 
+def seed_counts(results: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """``{eval dataset: {strategy: number of seeds}}`` of the trained runs in ``results``, in the paper's
+    dataset order and the registry's strategy order."""
+    trained = results[results["strategy"].isin(strategies.TRAINED)]
+    return {ds: {s: int(trained.loc[(trained["eval_dataset"] == ds) & (trained["strategy"] == s), "seed"].nunique())
+                 for s in strategies_of(trained[trained["eval_dataset"] == ds])}
+            for ds in datasets_of(trained)}
+
+
+def seed_counts_text(results: pd.DataFrame, label=lambda ds: ds) -> str:
+    """``XQuAD-R: 10 a strategy, X-X (mixed) 3; MLQA-R: 5 a strategy, X-X (mixed) 3``: each evaluation set's most
+    common seed count and the strategies that differ from it (``label``: the dataset's display name)."""
+    parts = []
+    for ds, counts in seed_counts(results).items():
+        common = max(sorted(set(counts.values()), reverse=True), key=list(counts.values()).count)
+        odd = [f"{strategies.label(s)} {n}" for s, n in counts.items() if n != common]
+        parts.append(f"{label(ds)}: {common} a strategy" + "".join(f", {o}" for o in odd))
+    return "; ".join(parts)
+
+
 def seeds_note(results: pd.DataFrame) -> str:
-    """``mean $\\pm$ sd over 2 seeds (13, 14)`` for the trained main runs."""
+    """``mean $\pm$ sd over 2 seeds (13, 14)`` for the trained main runs; with unequal seed counts across cells,
+    each cell's (:func:`seed_counts_text`), the seeds being the first ones of the seed list."""
     seeds = seeds_of(results)
+    counts = {n for per in seed_counts(results).values() for n in per.values()}
+    if len(counts) > 1:
+        listed = (f"{seeds[0]}--{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1))
+                  else ", ".join(map(str, seeds)))
+        return (rf"mean $\pm$ sample sd over each cell's seeds, the first ones of {listed} "
+                rf"({seed_counts_text(results, dataset_label)})")
     if len(seeds) > 1:
         return rf"mean $\pm$ sample sd over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
     if seeds:

@@ -114,6 +114,13 @@ def significance_tests(results_dir: str | os.PathLike, params: dict, target: str
     return compare_strategies(per_query, target, n_resamples=n_resamples, seed=seed, alpha=alpha)
 
 
+def pairings_with_sign(diff: float, diff_per_seed) -> tuple[int, int]:
+    """``(k, n)``: how many of the ``n`` seed pairings (target seed minus baseline seed) have the sign of the
+    seed means' ``diff`` (a pairing of exactly 0 has no sign). §2's superiority rule needs ``k == n``."""
+    values = [float(v) for v in (diff_per_seed if diff_per_seed is not None else ())]
+    return sum((v > 0 and diff > 0) or (v < 0 and diff < 0) for v in values), len(values)
+
+
 MIN_SEEDS = 2  # a system with fewer training seeds has no seed-to-seed variance to test against
 
 

@@ -20,7 +20,8 @@ from hybridbatch.reporting.latex import (MISSING, best_flags, block_title, bold_
                     group_header, isnull, latex_escape)
 from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, dataset_title, num, seed_summary, seeds_note, seeds_of,
                      strategies_of, summary_lookup)
-from hybridbatch.reporting.significance import MIN_SEEDS, baseline_letters, is_significant, marks_legend, significance_marks
+from hybridbatch.reporting.significance import (MIN_SEEDS, baseline_letters, is_significant, marks_legend, pairings_with_sign,
+                                                significance_marks)
 
 
 def _reference_rule(rows: list, strategies_: Sequence[str]) -> list:
@@ -137,18 +138,28 @@ def rank_distance_table(results: pd.DataFrame, label: str = "tab:rank-distance")
     return booktabs(header, body, align="l" + "c" * (2 * len(datasets)), caption=caption, label=label)
 
 
-def _per_seed(values) -> str:
-    """The per-seed differences as a compact list: ``$+.012$, $+.015$`` (``--`` when there are none)."""
+MAX_LISTED_PAIRINGS = 9  # more seed pairings than this (e.g. 10 x 10): a count and a range, not the list
+
+
+def _per_seed(values, diff: float | None = None) -> str:
+    """The per-seed-pairing differences as a compact list, ``$+.012$, $+.015$``; beyond
+    :data:`MAX_LISTED_PAIRINGS` pairings, how many have ``diff``'s sign and their range, ``95/100 $>0$, [$-.005$,
+    $+.022$]`` (``--`` when there are none)."""
     if values is None or isinstance(values, float) or len(values) == 0:
         return MISSING
-    return ", ".join(MISSING if isnull(v) else f"${float(v):+.3f}$".replace("0.", ".", 1) for v in values)
+    short = lambda v: MISSING if isnull(v) else f"${float(v):+.3f}$".replace("0.", ".", 1)  # noqa: E731
+    if len(values) <= MAX_LISTED_PAIRINGS or diff is None or isnull(diff):
+        return ", ".join(short(v) for v in values)
+    k, n = pairings_with_sign(float(diff), values)
+    finite = [float(v) for v in values if not isnull(v)]
+    return f"{k}/{n} ${'>' if diff > 0 else '<'}0$, [{short(min(finite))}, {short(max(finite))}]"
 
 
 def _test_cells(r: dict, significant: bool) -> list[str]:
     """A seed-aware comparison's cells: $\\Delta$mAP (starred when significant), per seed pairing, CI, $p$, Holm $p$,
     $d_z$ (the columns of :func:`seeded.compare_runs`)."""
     star = "$^{*}$" if significant else ""
-    return [f"${r['diff']:+.4f}${star}", _per_seed(r.get("diff_per_seed")),
+    return [f"${r['diff']:+.4f}${star}", _per_seed(r.get("diff_per_seed"), r.get("diff")),
             f"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$]", f"{r['p_value']:.4f}", f"{r['p_holm']:.4f}",
             f"${r['effect_size']:+.2f}$"]
 

@@ -90,7 +90,9 @@ def test_main_tables_content(report_root):
     # family S1: 2 datasets x 3 settings, less the primary family's X-X-mono cells (P2, P3: XQuAD-R Mul., Cr.)
     assert sig.count("X-X-mono & ") == 6 - 2 and sig.count("X-Y & ") == 6 - 1 and "family S1" in sig
     primary = table(report_root, "primary")
-    assert r"\textbf{Primary}" in primary and primary.count("[$") == 3  # P1-P3, each with its 95 % interval
+    head, findings = primary.split(r"\end{table}")
+    assert r"\textbf{Primary}" in head and head.count("[$") == 3  # P1-P3, each with its 95 % interval
+    assert r"\paragraph{Findings of family P" in findings and findings.count("[$") == 3  # and in the findings
     for name in ("vs_zeroshot", "rank_distance_tests"):
         assert r"\textbf{Secondary}" in table(report_root, name), name
     assert "no budget-ladder runs" in table(report_root, "ladder")  # grid.ladder.steps: [] (the committed study)

@@ -798,3 +798,13 @@ def test_seeds_note_with_unequal_seed_counts_names_each_cell():
     assert "13--22" in note and "XQuAD-R: 10 a strategy, X-X (mixed) 3; MLQA-R: 5 a strategy" in note
     equal = res[(res["eval_dataset"] == "xquad_r") & (res["strategy"] != "xx-mixed")]
     assert report.seeds_note(equal).startswith(r"mean $\pm$ sample sd over 10 seeds (13, 14")
+
+
+def test_primary_findings_paragraph_reports_every_hypothesis_and_the_claim(families):
+    params, reported, sig_all = families
+    prim = primary.primary_tests(sig_all, params, reported)
+    text = primary.primary_findings(prim)
+    assert text.startswith(r"\paragraph{Findings of family P") and all(h in text for h in ("P1", "P2", "P3"))
+    assert ("is supported." in text) == bool(prim["superior"].all())
+    assert "_" not in text.replace(r"p_\mathrm", "").replace(r"\ref{tab:primary}", "")  # no bare underscore in LaTeX
+    assert primary.primary_findings(prim.iloc[0:0]) == ""

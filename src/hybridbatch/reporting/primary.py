@@ -195,3 +195,29 @@ def verdict_text(primary: pd.DataFrame) -> str:
     if primary.empty:
         return MISSING
     return "; ".join(f"{r['id']} {r['verdict']}" for r in primary.to_dict("records"))
+
+
+def primary_findings(primary: pd.DataFrame, *, alpha: float = 0.05) -> str:
+    """The family's results as a LaTeX paragraph (placed after :func:`primary_table` in ``primary.tex``), every
+    number from ``primary``: each hypothesis's cell, interval and verdict; whether the paper's claim holds; and,
+    labelled descriptive, the rejections that miss §2's every-pairing rule."""
+    if primary.empty:
+        return ""
+    rows = primary.to_dict("records")
+    parts = [rf"{r['id']} ({strategies.label(TARGET)} $-$ {strategies.label(r['baseline'])}, "
+             rf"{dataset_label(r['dataset'])} {SETTING_LABELS[r['setting']]}): $\Delta = {r['diff']:+.4f}$ "
+             rf"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$], {_latex_words(r['verdict'])}"
+             + (rf" (one-sided upper bound ${r['upper_95']:+.4f}$ $<$ $\Delta^* = {r['bound']:+.3f}$)" if r["smaller"]
+                else "") for r in rows]
+    allp = len(primary) == len(PRIMARY) and bool(primary["superior"].all())
+    text = (r"\paragraph{Findings of family P (Table~\ref{tab:primary}).} Under the pre-registered rules: "
+            + "; ".join(parts) + ". The paper's claim (better in all three at once) is "
+            + ("supported." if allp else "not shown at this budget."))
+    near = [r for r in rows if r["p_holm_superiority"] < alpha and not r["superior"] and not r["inferior"]]
+    if near:
+        text += (" \\emph{Descriptive, not a pre-registered finding:} the superiority tests of "
+                 + ", ".join(r["id"] for r in near) + " reject ($p_\\mathrm{Holm}$ "
+                 + ", ".join(_p(r["p_holm_superiority"]) for r in near) + ") and their intervals exclude 0, but "
+                 + ", ".join(f"{int(r['pairings'] - r['pairings_with_sign'])} of {int(r['pairings'])}" for r in near)
+                 + r" seed pairings have the other sign, which the rule of docs/PREREGISTRATION.md \S2 does not allow.")
+    return text + "\n"

@@ -74,6 +74,18 @@ def secondary_main(sig: pd.DataFrame, params: dict, alpha: float = 0.05) -> pd.D
     return s1
 
 
+def missed_pairing_rule(r: dict, alpha: float = 0.05) -> bool:
+    """A hypothesis whose superiority test rejects (``p_holm_superiority < alpha``) while some seed pairing has the
+    other sign: not a superiority under §2's every-pairing rule (reported as such, and as a descriptive line)."""
+    k, n = r.get("pairings_with_sign"), r.get("pairings")
+    return bool(r.get("p_holm_superiority", 1.0) < alpha and n and k < n)
+
+
+def claim_supported(primary: pd.DataFrame) -> bool:
+    """The paper's claim per §3: every one of P1--P3 present and a significant superiority."""
+    return len(primary) == len(PRIMARY) and bool(primary["superior"].all())
+
+
 def _verdict(r: dict, alpha: float = 0.05) -> str:
     """PREREGISTRATION §3 in words; where the superiority test's p_Holm is below ``alpha`` but the rule of §2 is
     not met (a seed pairing of the other sign), the words say so, with the count."""
@@ -83,8 +95,8 @@ def _verdict(r: dict, alpha: float = 0.05) -> str:
         head = f"{strategies.label(TARGET)} worse"
     else:
         head = "superiority not shown at this budget"
-        k, n = r.get("pairings_with_sign"), r.get("pairings")
-        if r.get("p_holm_superiority", 1.0) < alpha and n and k < n:
+        if missed_pairing_rule(r, alpha):
+            k, n = r["pairings_with_sign"], r["pairings"]
             head += f" (p_Holm < {alpha:g}, but {n - k} of {n} seed pairings have the other sign; §2 needs all)"
     if r["smaller"]:
         return head + ("; a real but smaller effect than the paper's" if r["superior"] else
@@ -171,7 +183,7 @@ def primary_table(primary: pd.DataFrame, *, alpha: float = 0.05, n_resamples: in
                      _p(r["p_smaller"]), _p(r["p_holm_smaller"]), _latex_words(r["verdict"])])
     if not body:
         body.append([r"\multicolumn{10}{c}{" + f"no run of fold {PRIMARY_FOLD} in this configuration" + "}"])
-    allp = bool(len(primary)) and bool(primary["superior"].all()) and len(primary) == len(PRIMARY)
+    allp = claim_supported(primary)
     caption = (r"\textbf{Primary} family P (docs/PREREGISTRATION.md \S2), fold \texttt{"
                + PRIMARY_FOLD.replace("_", r"\_") + r"}: "
                rf"{strategies.label(TARGET)} minus the baseline, mAP (mean over seeds; seed counts may differ by "
@@ -209,11 +221,11 @@ def primary_findings(primary: pd.DataFrame, *, alpha: float = 0.05) -> str:
              rf"[${r['ci_low']:+.4f}$, ${r['ci_high']:+.4f}$], {_latex_words(r['verdict'])}"
              + (rf" (one-sided upper bound ${r['upper_95']:+.4f}$ $<$ $\Delta^* = {r['bound']:+.3f}$)" if r["smaller"]
                 else "") for r in rows]
-    allp = len(primary) == len(PRIMARY) and bool(primary["superior"].all())
+    allp = claim_supported(primary)
     text = (r"\paragraph{Findings of family P (Table~\ref{tab:primary}).} Under the pre-registered rules: "
             + "; ".join(parts) + ". The paper's claim (better in all three at once) is "
             + ("supported." if allp else "not shown at this budget."))
-    near = [r for r in rows if r["p_holm_superiority"] < alpha and not r["superior"] and not r["inferior"]]
+    near = [r for r in rows if missed_pairing_rule(r, alpha)]
     if near:
         text += (" \\emph{Descriptive, not a pre-registered finding:} the superiority tests of "
                  + ", ".join(r["id"] for r in near) + " reject ($p_\\mathrm{Holm}$ "

@@ -27,8 +27,8 @@ import yaml
 from hybridbatch import strategies
 from hybridbatch.grid import SETTING_LABELS, SETTINGS, dataset_label, grid_runs
 from hybridbatch.reporting import ladder, primary, secondary, significance
-from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_counts, seed_counts_text, seed_summary,
-                                           seeds_of, strategies_of, study_results, summary_lookup)
+from hybridbatch.reporting.results import (MIN_CLAIM_SEEDS, datasets_of, seed_summary, seeds_note, seeds_of,
+                                           strategies_of, study_results, summary_lookup)
 
 N_RESAMPLES = 10000  # as the report notebooks (notebooks/main.ipynb, notebooks/scaling.ipynb): the same p values
 ALPHA = 0.05
@@ -81,19 +81,10 @@ def main_table(results: pd.DataFrame) -> str:
         lines.append("| " + " | ".join([label] + [_cell(look, ds, s, st) for ds in datasets for st in SETTINGS]) + " |")
     trained = results[results["strategy"].isin(strategies.TRAINED)]
     steps = sorted({int(v) for v in trained.get("steps", pd.Series(dtype=float)).dropna()})
-    lines += ["", f"mAP, mean ± sample sd over {_seeds_words(results)}"
+    lines += ["", "mAP, " + seeds_note(results).replace("$\\pm$", "±").replace("--", "–")
               + (f", {'/'.join(map(str, steps))} training steps a run" if steps else "")
               + "; zero-shot and BM25 are single runs."]
     return "\n".join(lines)
-
-
-def _seeds_words(results: pd.DataFrame) -> str:
-    """``10 seeds (13, ..., 22)``, or with unequal counts across cells each evaluation set's count."""
-    seeds = seeds_of(results)
-    if len({n for per in seed_counts(results).values() for n in per.values()}) > 1:
-        return (f"each cell's seeds ({seed_counts_text(results, dataset_label)}; the first of seeds "
-                f"{seeds[0]}–{seeds[-1]})")
-    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
 
 
 def alpha_table(alpha_results: pd.DataFrame, reference: float = 0.5) -> str:
@@ -259,7 +250,7 @@ def primary_block(prim: pd.DataFrame) -> str:
                      f"{num(r['ci_high'], sign=True)}] | {num(r['bound'], sign=True)} | "
                      f"{p_text(r['p_holm_superiority'])} | {int(r['pairings_with_sign'])}/{int(r['pairings'])} | "
                      f"{p_text(r['p_holm_smaller'])} | {_short(r['verdict'])} |")
-    allp = len(prim) == len(primary.PRIMARY) and bool(prim["superior"].all())
+    allp = primary.claim_supported(prim)
     lines += ["", f"`paper/tables/primary.tex`, fold `{primary.PRIMARY_FOLD}`, Holm over the 6 p; smaller: one-sided, "
               "Δ < Δ* (the paper's XLM-R difference). The paper's claim (better in all three) "
               + ("is supported: P1–P3 are all significant superiorities." if allp else
@@ -281,7 +272,7 @@ def _primary_reading(prim: pd.DataFrame) -> list[str]:
         out.append(f"- *Smaller than the paper's* (binding test): {', '.join(smaller['id'])}: the one-sided 95 % upper "
                    "bounds " + ", ".join(f"{num(r['upper_95'], sign=True)}" for r in smaller.to_dict("records"))
                    + " lie below the paper's " + ", ".join(num(b, sign=True) for b in smaller["bound"]) + ".")
-    near = prim[(prim["p_holm_superiority"] < ALPHA) & ~prim["superior"] & ~prim["inferior"]]
+    near = prim[[primary.missed_pairing_rule(r, ALPHA) for r in prim.to_dict("records")]]
     if not near.empty:
         out.append(f"- *Descriptive, not a pre-registered finding*: {', '.join(near['id'])} have p_Holm "
                    + ", ".join(p_text(p) for p in near["p_holm_superiority"]) + " and 95 % intervals excluding 0, but "
@@ -291,7 +282,7 @@ def _primary_reading(prim: pd.DataFrame) -> list[str]:
     return [""] + out if out else []
 
 
-def _listed(rows: pd.DataFrame, digits: int = 3) -> str:
+def _listed(rows: pd.DataFrame, digits: int = 3, *, settings: bool = True) -> str:
     """``X-Y XQuAD-R Mo. −.036, Cr. +.012, MLQA-R Mo. −.014`` (a system or dataset label is not repeated for the
     rows that follow it; ``strategy`` or ``baseline`` names the compared system)."""
     who = "strategy" if "strategy" in rows else "baseline"
@@ -299,7 +290,8 @@ def _listed(rows: pd.DataFrame, digits: int = 3) -> str:
     for r in rows.to_dict("records"):
         system, ds = strategies.label(r[who]), dataset_label(r["dataset"])
         head = [system, ds] if system != prev[0] else [ds] if ds != prev[1] else []
-        out.append(" ".join(head + [SETTING_LABELS[r["setting"]], num(r["diff"], digits, sign=True)]))
+        out.append(" ".join(head + ([SETTING_LABELS[r["setting"]]] if settings else [])
+                            + [num(r["diff"], digits, sign=True)]))
         prev = (system, ds)
     return ", ".join(out)
 
@@ -320,13 +312,14 @@ def secondary_block(s2: pd.DataFrame, s3: pd.DataFrame, s4: pd.DataFrame) -> str
         rest = s3[~s3["significant"]]
         lines.append(f"- *Language bias* (S3, rank distance in Mul., lower = less bias; "
                      f"`paper/tables/rank_distance_tests.tex`, Holm over {len(s3)}): Hybrid significantly less "
-                     f"biased than {_listed(m[m['diff'] < 0], 1).replace(' Mul.', '') or 'none'}; significantly more "
-                     f"biased than {_listed(m[m['diff'] > 0], 1).replace(' Mul.', '') or 'none'}"
-                     + (f"; not significant: {_listed(rest, 1).replace(' Mul.', '')}" if not rest.empty else "") + ".")
+                     f"biased than {_listed(m[m['diff'] < 0], 1, settings=False) or 'none'}; significantly more "
+                     f"biased than {_listed(m[m['diff'] > 0], 1, settings=False) or 'none'}"
+                     + (f"; not significant: {_listed(rest, 1, settings=False)}" if not rest.empty else "") + ".")
     if not s4.empty:
         m = s4[s4["significant"]]
         budgets = "/".join(str(int(b)) for b in sorted(set(s4["budget"])))
-        lines.append(f"- *Budget ladder* (S4, {budgets} steps, 3 seeds; `paper/tables/ladder.tex`, Holm over "
+        seeds = "/".join(str(n) for n in sorted({int(v) for c in ("n_seeds_baseline", "n_seeds_target") for v in s4[c]}))
+        lines.append(f"- *Budget ladder* (S4, {budgets} steps, {seeds} seeds a strategy; `paper/tables/ladder.tex`, Holm over "
                      f"{len(s4)}): Hybrid minus the baseline significant in {_listed(m) or 'no cell'}; the other "
                      f"{len(s4) - len(m)} cells not significant (p_Holm ≥ {p_text(s4.drop(m.index)['p_holm'].min())}).")
     return "\n".join(lines) if lines else "No secondary family in this configuration."

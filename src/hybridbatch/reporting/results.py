@@ -286,7 +286,7 @@ def seed_counts_text(results: pd.DataFrame, label=lambda ds: ds) -> str:
 
 
 def seeds_note(results: pd.DataFrame) -> str:
-    """``mean $\pm$ sd over 2 seeds (13, 14)`` for the trained main runs; with unequal seed counts across cells,
+    """``mean $\\pm$ sd over 2 seeds (13, 14)`` for the trained main runs; with unequal seed counts across cells,
     each cell's (:func:`seed_counts_text`), the seeds being the first ones of the seed list."""
     seeds = seeds_of(results)
     counts = {n for per in seed_counts(results).values() for n in per.values()}

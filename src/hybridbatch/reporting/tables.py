@@ -147,12 +147,16 @@ def _per_seed(values, diff: float | None = None) -> str:
     $+.022$]`` (``--`` when there are none)."""
     if values is None or isinstance(values, float) or len(values) == 0:
         return MISSING
-    short = lambda v: MISSING if isnull(v) else f"${float(v):+.3f}$".replace("0.", ".", 1)  # noqa: E731
     if len(values) <= MAX_LISTED_PAIRINGS or diff is None or isnull(diff):
-        return ", ".join(short(v) for v in values)
+        return ", ".join(_pairing(v) for v in values)
     k, n = pairings_with_sign(float(diff), values)
     finite = [float(v) for v in values if not isnull(v)]
-    return f"{k}/{n} ${'>' if diff > 0 else '<'}0$, [{short(min(finite))}, {short(max(finite))}]"
+    return f"{k}/{n} ${'>' if diff > 0 else '<'}0$, [{_pairing(min(finite))}, {_pairing(max(finite))}]"
+
+
+def _pairing(v) -> str:
+    """One seed pairing's difference, ``$+.012$`` (``--`` when missing)."""
+    return MISSING if isnull(v) else f"${float(v):+.3f}$".replace("0.", ".", 1)
 
 
 def _test_cells(r: dict, significant: bool) -> list[str]:
